@@ -1,0 +1,12 @@
+//! Generates the pluginv2 and go-plugin gRPC code from `proto/` with protox (no system
+//! `protoc` needed). The output is included, fenced, by `src/pb.rs`.
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed=proto");
+    let fds = protox::compile(["backend.proto", "goplugin.proto"], ["proto"])?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(fds)?;
+    Ok(())
+}

@@ -1,0 +1,798 @@
+//! JSON response → typed columns → shaped frames (config.md §2 "Extraction semantics", §5).
+//!
+//! Three levels: frame nodes (`response.frames`), rows (`response.rows`, relative to the
+//! frame node) and fields (relative to the row; or, with no `rows`, whole columns relative to
+//! the frame node). Values that do not convert become nulls plus one notice per field.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+
+use crate::frame::{Column, Field, Frame, Notice};
+use crate::rule::{FieldSource, FieldSpec, NodePath, ResponseSpec, Rule, ZoneSpec};
+use crate::settings::{FieldType, FormatConfig};
+use crate::timeparse::to_epoch_ns;
+
+/// Why a response could not be turned into frames.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConvertError {
+    /// The response does not fit the rule (several values for a row field, ragged columns,
+    /// a frame node that is not an object for `labelsFrom`, ...): status 502, downstream.
+    #[error("rule '{rule}': {message}")]
+    Mismatch {
+        /// Rule id.
+        rule: String,
+        /// What did not fit, naming the field and row.
+        message: String,
+    },
+    /// The rule forces a shape the fields cannot have (config.md §5): status 400.
+    #[error("rule '{rule}': {message}")]
+    Shape {
+        /// Rule id.
+        rule: String,
+        /// Why the shape is impossible.
+        message: String,
+    },
+}
+
+/// One selected node with the member name / position it was selected under.
+struct Node<'a> {
+    key: Option<&'a str>,
+    index: usize,
+    value: &'a Value,
+}
+
+fn select_nodes<'a>(path: &NodePath, root: &'a Value) -> Vec<Node<'a>> {
+    match path {
+        NodePath::Plain(p) => p
+            .select(root)
+            .into_iter()
+            .enumerate()
+            .map(|(index, value)| Node {
+                key: None,
+                index,
+                value,
+            })
+            .collect(),
+        NodePath::Members(parent) => {
+            let mut out = Vec::new();
+            for node in parent.select(root) {
+                match node {
+                    Value::Object(map) => {
+                        for (k, v) in map {
+                            out.push(Node {
+                                key: Some(k.as_str()),
+                                index: out.len(),
+                                value: v,
+                            })
+                        }
+                    }
+                    Value::Array(items) => {
+                        for v in items {
+                            out.push(Node {
+                                key: None,
+                                index: out.len(),
+                                value: v,
+                            })
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            out
+        }
+    }
+}
+
+/// Conversion failures of one field: count and first bad value (for the notice).
+#[derive(Default)]
+struct BadValues {
+    count: usize,
+    first: Option<String>,
+}
+
+/// The typed table of one frame node.
+struct NodeTable {
+    labels: BTreeMap<String, String>,
+    columns: Vec<Column>,
+}
+
+/// Turns a parsed JSON document into the frames of `rule` (name = rule id).
+///
+/// `executed_query` goes into the first frame's `meta.executedQueryString`.
+///
+/// # Errors
+/// [`ConvertError::Mismatch`] when the document does not fit the rule, and
+/// [`ConvertError::Shape`] when a forced `format` is impossible.
+pub fn convert(
+    rule: &Rule,
+    doc: &Value,
+    executed_query: Option<String>,
+) -> Result<Vec<Frame>, ConvertError> {
+    let spec = &rule.response;
+    let mismatch = |message: String| ConvertError::Mismatch {
+        rule: rule.id.clone(),
+        message,
+    };
+    let mut notices = Vec::new();
+    let zones = resolve_zones(spec, doc, &mut notices);
+    let frame_nodes = match &spec.frames {
+        None => vec![Node {
+            key: None,
+            index: 0,
+            value: doc,
+        }],
+        Some(p) => select_nodes(p, doc),
+    };
+    let mut bad: Vec<BadValues> = spec.fields.iter().map(|_| BadValues::default()).collect();
+    let mut tables = Vec::with_capacity(frame_nodes.len());
+    for node in &frame_nodes {
+        let labels = node_labels(spec, node.value).map_err(&mismatch)?;
+        let columns = match &spec.rows {
+            Some(rows_path) => {
+                let rows = select_nodes(rows_path, node.value);
+                row_mode(spec, &rows, &zones, &mut bad).map_err(&mismatch)?
+            }
+            None => column_mode(spec, node, &zones, &mut bad).map_err(&mismatch)?,
+        };
+        tables.push(NodeTable { labels, columns });
+    }
+    for (f, b) in spec.fields.iter().zip(&bad) {
+        if b.count > 0 {
+            notices.push(Notice {
+                severity: "warning",
+                text: format!(
+                    "field '{}': {} value(s) could not be read as {} and are null (first: {})",
+                    f.name,
+                    b.count,
+                    type_word(f.kind),
+                    b.first.as_deref().unwrap_or("?")
+                ),
+            });
+        }
+    }
+    let mut frames = shape(rule, tables, &mut notices)?;
+    if frames.is_empty() && !notices.is_empty() {
+        frames.push(Frame {
+            name: rule.id.clone(),
+            ..Frame::default()
+        });
+    }
+    if let Some(first) = frames.first_mut() {
+        first.executed_query = executed_query;
+        first.notices.append(&mut notices);
+    }
+    Ok(frames)
+}
+
+fn type_word(k: FieldType) -> &'static str {
+    match k {
+        FieldType::Time => "time",
+        FieldType::Number => "number",
+        FieldType::Int => "int",
+        FieldType::String => "string",
+        FieldType::Bool => "bool",
+        FieldType::Json => "json",
+    }
+}
+
+/// Zones per field: fixed, or read once from the response (`${__response.PATH}`).
+fn resolve_zones(
+    spec: &ResponseSpec,
+    doc: &Value,
+    notices: &mut Vec<Notice>,
+) -> Vec<jiff::tz::TimeZone> {
+    spec.fields
+        .iter()
+        .map(|f| match &f.zone {
+            ZoneSpec::Fixed(z) => z.clone(),
+            ZoneSpec::FromResponse(p) => {
+                let name = p.select_one(doc).ok().flatten().and_then(Value::as_str);
+                match name.map(jiff::tz::TimeZone::get) {
+                    Some(Ok(z)) => z,
+                    _ => {
+                        notices.push(Notice {
+                            severity: "warning",
+                            text: format!(
+                                "field '{}': the response has no known time zone at {}; using UTC",
+                                f.name,
+                                p.as_str()
+                            ),
+                        });
+                        jiff::tz::TimeZone::UTC
+                    }
+                }
+            }
+        })
+        .collect()
+}
+
+fn scalar_label(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Null => None,
+        other => Some(other.to_string()),
+    }
+}
+
+fn node_labels(spec: &ResponseSpec, node: &Value) -> Result<BTreeMap<String, String>, String> {
+    let mut labels = BTreeMap::new();
+    if let Some(p) = &spec.labels_from {
+        match p.select_one(node) {
+            Ok(Some(Value::Object(map))) => {
+                for (k, v) in map {
+                    if let Some(s) = scalar_label(v) {
+                        labels.insert(k.clone(), s);
+                    }
+                }
+            }
+            Ok(None) | Ok(Some(Value::Null)) => {}
+            Ok(Some(other)) => {
+                return Err(format!(
+                    "'labelsFrom' {} selected {}, expected an object",
+                    p.as_str(),
+                    crate::settings::json_kind(other)
+                ))
+            }
+            Err(n) => {
+                return Err(format!(
+                    "'labelsFrom' {} selected {n} nodes, expected one object",
+                    p.as_str()
+                ))
+            }
+        }
+    }
+    for (name, p) in &spec.labels {
+        match p.select_one(node) {
+            Ok(Some(v)) => {
+                if let Some(s) = scalar_label(v) {
+                    labels.insert(name.clone(), s);
+                }
+            }
+            Ok(None) => {}
+            Err(n) => {
+                return Err(format!(
+                    "label '{name}' path {} selected {n} values, expected one",
+                    p.as_str()
+                ))
+            }
+        }
+    }
+    Ok(labels)
+}
+
+fn empty_column(kind: FieldType, capacity: usize) -> Column {
+    match kind {
+        FieldType::Time => Column::Time(Vec::with_capacity(capacity)),
+        FieldType::Number => Column::Number(Vec::with_capacity(capacity)),
+        FieldType::Int => Column::Int(Vec::with_capacity(capacity)),
+        FieldType::String => Column::String(Vec::with_capacity(capacity)),
+        FieldType::Bool => Column::Bool(Vec::with_capacity(capacity)),
+        FieldType::Json => Column::Json(Vec::with_capacity(capacity)),
+    }
+}
+
+/// Appends one JSON value to a typed column; a non-null value that does not convert is
+/// recorded in `bad` and stored as null.
+fn push_value(
+    col: &mut Column,
+    spec: &FieldSpec,
+    zone: &jiff::tz::TimeZone,
+    v: Option<&Value>,
+    bad: &mut BadValues,
+) {
+    let v = match v {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(v),
+    };
+    let ok = match (col, v) {
+        (Column::Time(c), v) => push_conv(c, v, |x| to_epoch_ns(x, &spec.time_format, zone)),
+        (Column::Number(c), v) => push_conv(c, v, to_f64),
+        (Column::Int(c), v) => push_conv(c, v, to_i64),
+        (Column::String(c), v) => push_conv(c, v, |x| match x {
+            Value::String(s) => Some(s.clone()),
+            other => Some(other.to_string()),
+        }),
+        (Column::Bool(c), v) => push_conv(c, v, to_bool),
+        (Column::Json(c), v) => push_conv(c, v, |x| Some(x.to_string())),
+    };
+    if !ok {
+        bad.count += 1;
+        if bad.first.is_none() {
+            let mut text = v.map(Value::to_string).unwrap_or_default();
+            if text.len() > 64 {
+                let mut cut = 64;
+                while !text.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                text.truncate(cut);
+                text.push('…');
+            }
+            bad.first = Some(text);
+        }
+    }
+}
+
+/// Pushes `f(v)`; returns false when a non-null value failed to convert.
+fn push_conv<T>(
+    c: &mut Vec<Option<T>>,
+    v: Option<&Value>,
+    f: impl Fn(&Value) -> Option<T>,
+) -> bool {
+    match v {
+        None => {
+            c.push(None);
+            true
+        }
+        Some(v) => {
+            let out = f(v);
+            let ok = out.is_some();
+            c.push(out);
+            ok
+        }
+    }
+}
+
+/// JSON number or numeric string (`"0.077495"`, `"NaN"`, `"+Inf"`) → f64 (config.md §4).
+pub fn to_f64(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => {
+            let t = s.trim();
+            match t {
+                "NaN" | "nan" => Some(f64::NAN),
+                "+Inf" | "Inf" | "inf" | "+inf" | "Infinity" => Some(f64::INFINITY),
+                "-Inf" | "-inf" | "-Infinity" => Some(f64::NEG_INFINITY),
+                _ => t.parse::<f64>().ok().filter(|f| f.is_finite()),
+            }
+        }
+        _ => None,
+    }
+}
+
+/// JSON integer (or an integral float / numeric string) → i64, exact beyond 2^53.
+pub fn to_i64(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64().or_else(|| {
+            let f = n.as_f64()?;
+            (f.fract() == 0.0 && f.abs() < 9.2e18).then_some(f as i64)
+        }),
+        Value::String(s) => {
+            let t = s.trim();
+            t.parse::<i64>().ok().or_else(|| {
+                let f: f64 = t.parse().ok()?;
+                (f.is_finite() && f.fract() == 0.0 && f.abs() < 9.2e18).then_some(f as i64)
+            })
+        }
+        _ => None,
+    }
+}
+
+fn to_bool(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::Number(n) => match n.as_f64() {
+            Some(x) if x == 0.0 => Some(false),
+            Some(x) if x == 1.0 => Some(true),
+            _ => None,
+        },
+        Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => Some(true),
+            "false" | "0" | "no" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Builds a JSON array value from several selected nodes (for `type: json`).
+fn json_of_many(values: &[&Value]) -> Value {
+    Value::Array(values.iter().map(|v| (*v).clone()).collect())
+}
+
+fn row_mode(
+    spec: &ResponseSpec,
+    rows: &[Node<'_>],
+    zones: &[jiff::tz::TimeZone],
+    bad: &mut [BadValues],
+) -> Result<Vec<Column>, String> {
+    let mut columns: Vec<Column> = spec
+        .fields
+        .iter()
+        .map(|f| empty_column(f.kind, rows.len()))
+        .collect();
+    let mut scratch = Vec::new();
+    for (i, f) in spec.fields.iter().enumerate() {
+        for row in rows {
+            let owned;
+            let value: Option<&Value> = match &f.source {
+                FieldSource::Key => {
+                    owned = row.key.map(|k| Value::String(k.to_owned()));
+                    owned.as_ref()
+                }
+                FieldSource::Index => {
+                    owned = Some(Value::from(row.index));
+                    owned.as_ref()
+                }
+                FieldSource::Path(p) => {
+                    scratch.clear();
+                    scratch.extend(p.select(row.value));
+                    match scratch.len() {
+                        0 => None,
+                        1 => scratch.first().copied(),
+                        n if f.kind == FieldType::Json => {
+                            owned = Some(json_of_many(&scratch));
+                            let _ = n;
+                            owned.as_ref()
+                        }
+                        n => {
+                            return Err(format!(
+                                "field '{}' path {} selected {n} values in row {}, expected one \
+                                 (use type json to keep them as a list)",
+                                f.name,
+                                p.as_str(),
+                                row.index
+                            ))
+                        }
+                    }
+                }
+            };
+            push_value(&mut columns[i], f, &zones[i], value, &mut bad[i]);
+        }
+    }
+    Ok(columns)
+}
+
+fn column_mode(
+    spec: &ResponseSpec,
+    node: &Node<'_>,
+    zones: &[jiff::tz::TimeZone],
+    bad: &mut [BadValues],
+) -> Result<Vec<Column>, String> {
+    let selected: Vec<Option<Vec<&Value>>> = spec
+        .fields
+        .iter()
+        .map(|f| match &f.source {
+            FieldSource::Path(p) => Some(p.select(node.value)),
+            _ => None,
+        })
+        .collect();
+    let mut len: Option<(usize, &str)> = None;
+    for (f, sel) in spec.fields.iter().zip(&selected) {
+        if let Some(values) = sel {
+            match len {
+                None => len = Some((values.len(), &f.name)),
+                Some((l, other)) if l != values.len() => {
+                    return Err(format!(
+                        "column mode: field '{other}' has {l} values but field '{}' has {} \
+                         (all field paths must select the same number of values)",
+                        f.name,
+                        values.len()
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    let rows = len.map_or(1, |(l, _)| l);
+    let mut columns = Vec::with_capacity(spec.fields.len());
+    for (i, (f, sel)) in spec.fields.iter().zip(selected).enumerate() {
+        let mut col = empty_column(f.kind, rows);
+        match sel {
+            Some(values) => {
+                for v in values {
+                    push_value(&mut col, f, &zones[i], Some(v), &mut bad[i]);
+                }
+            }
+            None => {
+                let v = match f.source {
+                    FieldSource::Key => node.key.map(|k| Value::String(k.to_owned())),
+                    _ => Some(Value::from(node.index)),
+                };
+                for _ in 0..rows {
+                    push_value(&mut col, f, &zones[i], v.as_ref(), &mut bad[i]);
+                }
+            }
+        }
+        columns.push(col);
+    }
+    Ok(columns)
+}
+
+/// What the frames will look like (config.md §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    TimeSeries,
+    Numeric,
+    Table,
+    Logs,
+}
+
+/// Indices of the string fields that become labels in a time series.
+fn choose_shape(rule: &Rule) -> Result<(Shape, Vec<usize>), ConvertError> {
+    let spec = &rule.response;
+    let shape_err = |message: String| ConvertError::Shape {
+        rule: rule.id.clone(),
+        message,
+    };
+    let kinds: Vec<FieldType> = spec.fields.iter().map(|f| f.kind).collect();
+    let times = kinds.iter().filter(|k| **k == FieldType::Time).count();
+    let numbers = kinds
+        .iter()
+        .filter(|k| matches!(k, FieldType::Number | FieldType::Int))
+        .count();
+    let strings: Vec<usize> = (0..kinds.len())
+        .filter(|i| kinds[*i] == FieldType::String)
+        .collect();
+    let others = kinds
+        .iter()
+        .filter(|k| matches!(k, FieldType::Bool | FieldType::Json))
+        .count();
+    let strings_all_series = strings.iter().all(|i| spec.series_by.contains(i));
+    Ok(match spec.format {
+        FormatConfig::Table => (Shape::Table, Vec::new()),
+        FormatConfig::Auto => {
+            if times == 1 && numbers >= 1 && others == 0 && strings_all_series {
+                (Shape::TimeSeries, spec.series_by.clone())
+            } else if times == 0 && numbers >= 1 && others == 0 {
+                (Shape::Numeric, Vec::new())
+            } else {
+                (Shape::Table, Vec::new())
+            }
+        }
+        FormatConfig::Timeseries => {
+            if times != 1 || numbers == 0 {
+                return Err(shape_err(format!(
+                    "format timeseries needs exactly one time field and at least one number or \
+                     int field; the rule has {times} time and {numbers} numeric field(s)"
+                )));
+            }
+            if let Some(f) = spec
+                .fields
+                .iter()
+                .find(|f| matches!(f.kind, FieldType::Bool | FieldType::Json))
+            {
+                return Err(shape_err(format!(
+                    "format timeseries cannot carry field '{}' of type {}",
+                    f.name,
+                    type_word(f.kind)
+                )));
+            }
+            (Shape::TimeSeries, strings)
+        }
+        FormatConfig::Numeric => {
+            if numbers == 0 || times > 0 || others > 0 {
+                return Err(shape_err(format!(
+                    "format numeric needs number/int fields plus string dimensions only; \
+                     the rule has {numbers} numeric, {times} time and {others} bool/json field(s)"
+                )));
+            }
+            (Shape::Numeric, Vec::new())
+        }
+        FormatConfig::Logs => {
+            if times != 1 || strings.is_empty() {
+                return Err(shape_err(
+                    "format logs needs exactly one time field and a string field (the body)"
+                        .to_owned(),
+                ));
+            }
+            (Shape::Logs, Vec::new())
+        }
+    })
+}
+
+fn shape(
+    rule: &Rule,
+    tables: Vec<NodeTable>,
+    notices: &mut Vec<Notice>,
+) -> Result<Vec<Frame>, ConvertError> {
+    let (shape, label_fields) = choose_shape(rule)?;
+    Ok(match shape {
+        Shape::TimeSeries => time_series(rule, tables, &label_fields, notices),
+        Shape::Numeric => vec![merged(rule, tables, "numeric-long", [0, 1], true)],
+        Shape::Table => vec![merged(rule, tables, "", [0, 0], false)],
+        Shape::Logs => vec![logs(rule, tables, notices)],
+    })
+}
+
+fn field_from_spec(spec: &FieldSpec, values: Column) -> Field {
+    let mut f = Field::new(spec.name.clone(), values);
+    f.config = spec.config.clone();
+    f
+}
+
+/// `timeseries-multi`: one frame per (frame node × seriesBy group × value field), sorted by
+/// time, rows without a time dropped, labels on the value field (config.md §5).
+fn time_series(
+    rule: &Rule,
+    tables: Vec<NodeTable>,
+    label_fields: &[usize],
+    notices: &mut Vec<Notice>,
+) -> Vec<Frame> {
+    let spec = &rule.response;
+    let Some(time_idx) = spec.fields.iter().position(|f| f.kind == FieldType::Time) else {
+        return Vec::new();
+    };
+    let value_idx: Vec<usize> = (0..spec.fields.len())
+        .filter(|i| matches!(spec.fields[*i].kind, FieldType::Number | FieldType::Int))
+        .collect();
+    let mut dropped = 0usize;
+    let mut frames = Vec::new();
+    for table in tables {
+        let Column::Time(times) = &table.columns[time_idx] else {
+            continue;
+        };
+        // Group rows by the label fields' values, in order of first appearance.
+        let mut groups: Vec<(BTreeMap<String, String>, Vec<usize>)> = Vec::new();
+        for (row, t) in times.iter().enumerate() {
+            if t.is_none() {
+                dropped += 1;
+                continue;
+            }
+            let mut labels = table.labels.clone();
+            for &li in label_fields {
+                if let Column::String(s) = &table.columns[li] {
+                    let v = s.get(row).cloned().flatten().unwrap_or_default();
+                    labels.insert(spec.fields[li].name.clone(), v);
+                }
+            }
+            match groups.iter_mut().find(|(l, _)| *l == labels) {
+                Some((_, rows)) => rows.push(row),
+                None => groups.push((labels, vec![row])),
+            }
+        }
+        if groups.is_empty() && times.is_empty() {
+            groups.push((table.labels.clone(), Vec::new()));
+        }
+        for (labels, mut rows) in groups {
+            rows.sort_by_key(|&r| times[r]);
+            let time_col = table.columns[time_idx].take(&rows);
+            for &vi in &value_idx {
+                let mut value = field_from_spec(&spec.fields[vi], table.columns[vi].take(&rows));
+                value.labels = labels.clone();
+                value.nullable = true;
+                let mut time = field_from_spec(&spec.fields[time_idx], time_col.clone());
+                time.nullable = false;
+                frames.push(Frame {
+                    name: rule.id.clone(),
+                    frame_type: "timeseries-multi".into(),
+                    type_version: [0, 1],
+                    fields: vec![time, value],
+                    ..Frame::default()
+                });
+            }
+        }
+    }
+    if dropped > 0 {
+        notices.push(Notice {
+            severity: "warning",
+            text: format!(
+                "{dropped} row(s) without a valid time in field '{}' were dropped",
+                spec.fields[time_idx].name
+            ),
+        });
+    }
+    frames
+}
+
+/// One frame with the rows of every frame node; node labels become leading string columns.
+/// `dims_non_null`: string columns get `""` for nulls (numeric-long dimensions are used as
+/// alert labels, and a null there breaks Grafana's reader: protocol.md §9 item 27).
+fn merged(
+    rule: &Rule,
+    tables: Vec<NodeTable>,
+    frame_type: &str,
+    type_version: [u32; 2],
+    dims_non_null: bool,
+) -> Frame {
+    let spec = &rule.response;
+    let label_keys: BTreeSet<String> = tables
+        .iter()
+        .flat_map(|t| t.labels.keys().cloned())
+        .collect();
+    let label_keys: Vec<String> = label_keys
+        .into_iter()
+        .filter(|k| !spec.fields.iter().any(|f| &f.name == k))
+        .collect();
+    let mut label_cols: Vec<Vec<Option<String>>> = vec![Vec::new(); label_keys.len()];
+    let mut cols: Vec<Column> = spec
+        .fields
+        .iter()
+        .map(|f| empty_column(f.kind, 0))
+        .collect();
+    for t in &tables {
+        let rows = t.columns.first().map_or(0, Column::len);
+        for (k, col) in label_keys.iter().zip(label_cols.iter_mut()) {
+            let v = t.labels.get(k).cloned();
+            col.extend(std::iter::repeat_n(v, rows));
+        }
+        for (c, src) in cols.iter_mut().zip(&t.columns) {
+            c.append(src);
+        }
+    }
+    let mut fields = Vec::with_capacity(label_keys.len() + cols.len());
+    for (k, mut col) in label_keys.into_iter().zip(label_cols) {
+        if dims_non_null {
+            col.iter_mut().for_each(|v| {
+                v.get_or_insert_with(String::new);
+            });
+        }
+        fields.push(Field::new(k, Column::String(col)));
+    }
+    for (f, mut col) in spec.fields.iter().zip(cols) {
+        if dims_non_null {
+            if let Column::String(v) = &mut col {
+                v.iter_mut().for_each(|x| {
+                    x.get_or_insert_with(String::new);
+                });
+            }
+        }
+        let mut field = field_from_spec(f, col);
+        if !dims_non_null || !matches!(field.values, Column::String(_)) {
+            field.nullable = true;
+        }
+        fields.push(field);
+    }
+    Frame {
+        name: rule.id.clone(),
+        frame_type: frame_type.to_owned(),
+        type_version,
+        fields,
+        ..Frame::default()
+    }
+}
+
+/// `log-lines`: the time field (non-null, rows without time dropped) then the body (the
+/// field named `body`, else the first string field), then the other fields.
+fn logs(rule: &Rule, tables: Vec<NodeTable>, notices: &mut Vec<Notice>) -> Frame {
+    let mut frame = merged(rule, tables, "log-lines", [0, 0], false);
+    let time_pos = frame
+        .fields
+        .iter()
+        .position(|f| matches!(f.values, Column::Time(_)));
+    if let Some(tp) = time_pos {
+        let keep: Vec<usize> = match &frame.fields[tp].values {
+            Column::Time(t) => (0..t.len()).filter(|i| t[*i].is_some()).collect(),
+            _ => Vec::new(),
+        };
+        let dropped = frame.rows() - keep.len();
+        if dropped > 0 {
+            for f in &mut frame.fields {
+                f.values = f.values.take(&keep);
+            }
+            notices.push(Notice {
+                severity: "warning",
+                text: format!("{dropped} log line(s) without a valid time were dropped"),
+            });
+        }
+        let time = frame.fields.remove(tp);
+        frame.fields.insert(
+            0,
+            Field {
+                nullable: false,
+                ..time
+            },
+        );
+        let body_pos = frame
+            .fields
+            .iter()
+            .position(|f| f.name == "body" && matches!(f.values, Column::String(_)))
+            .or_else(|| {
+                frame
+                    .fields
+                    .iter()
+                    .skip(1)
+                    .position(|f| matches!(f.values, Column::String(_)))
+                    .map(|p| p + 1)
+            });
+        if let Some(bp) = body_pos {
+            let body = frame.fields.remove(bp);
+            frame.fields.insert(1, body);
+        }
+    }
+    frame.preferred_visualisation = Some("logs");
+    frame
+}

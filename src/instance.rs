@@ -1,0 +1,537 @@
+//! Compiled datasource instances, cached per settings version (uid + lastUpdatedMS,
+//! protocol.md §2.9 "Instance caching"), and request rendering.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::fetch::{host_port, Fetcher, HttpRequest};
+use crate::rule::{BodyTemplate, JsonTemplate, Rule};
+use crate::settings::{
+    ApiKeyLocation, AuthConfig, DataSourceSettings, HealthCheckConfig, JsonData, SettingsError,
+    DEFAULT_CACHE_MAX_BYTES, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT_SECS,
+};
+use crate::template::{Position, RenderContext};
+
+/// The mask that replaces secrets in every message, frame and log line (config.md §1).
+pub const MASK: &str = "***";
+
+/// A compiled datasource: rules, HTTP client and cache, secrets.
+#[derive(Debug)]
+pub struct Instance {
+    /// Datasource uid.
+    pub uid: String,
+    /// Base URL of rule URLs.
+    pub base: reqwest::Url,
+    /// Rules by id.
+    pub rules: BTreeMap<String, Rule>,
+    /// HTTP client + cache.
+    pub fetcher: Fetcher,
+    /// Datasource timeout.
+    pub timeout: Duration,
+    /// `host:port` an absolute rule URL (or a redirect) may reach: the base host + allowedHosts.
+    pub allowed_hosts: Vec<String>,
+    /// Optional live health check.
+    pub health_check: Option<HealthCheckConfig>,
+    secrets: HashMap<String, String>,
+    /// Secret values, longest first, for masking.
+    secret_values: Vec<String>,
+    /// Headers added to every request: (name, value) — values may be secrets.
+    fixed_headers: Vec<(String, String)>,
+    /// API key sent as a query parameter: (name, value).
+    query_key: Option<(String, String)>,
+}
+
+/// The inputs of one render: params and the query's time range.
+#[derive(Debug, Clone)]
+pub struct RenderInput<'a> {
+    /// Resolved params (declared params only, defaults filled).
+    pub params: &'a HashMap<String, String>,
+    /// Range start, epoch ms.
+    pub from_ms: i64,
+    /// Range end, epoch ms.
+    pub to_ms: i64,
+    /// Interval, ms.
+    pub interval_ms: i64,
+    /// Max data points.
+    pub max_data_points: i64,
+}
+
+impl Instance {
+    /// Compiles datasource settings: jsonData, rules, base URL, auth, HTTP client.
+    ///
+    /// # Errors
+    /// [`SettingsError`] naming the rule and key, or the datasource key, at fault.
+    pub fn compile(s: &DataSourceSettings) -> Result<Instance, SettingsError> {
+        let jd = JsonData::parse(&s.json_data)?;
+        let ds_err = |key: &str, message: String| SettingsError::Datasource {
+            key: key.to_owned(),
+            message,
+        };
+        let (base_text, base_key) = match jd.base_url.as_deref().map(str::trim) {
+            Some(b) if !b.is_empty() => (b.to_owned(), "jsonData.baseUrl"),
+            _ => (s.url.trim().to_owned(), "url"),
+        };
+        if base_text.is_empty() {
+            return Err(ds_err(base_key, "the datasource URL is empty".into()));
+        }
+        let base = reqwest::Url::parse(&base_text)
+            .map_err(|e| ds_err(base_key, format!("'{base_text}' is not a valid URL: {e}")))?;
+        if !matches!(base.scheme(), "http" | "https") || base.host_str().is_none() {
+            return Err(ds_err(
+                base_key,
+                format!("'{base_text}' must be an http:// or https:// URL with a host"),
+            ));
+        }
+        let mut allowed_hosts = vec![host_port(&base)];
+        for h in &jd.allowed_hosts {
+            let h = h.trim().to_ascii_lowercase();
+            if h.is_empty() {
+                continue;
+            }
+            if h.contains(':') {
+                allowed_hosts.push(h);
+            } else {
+                allowed_hosts.push(format!("{h}:80"));
+                allowed_hosts.push(format!("{h}:443"));
+            }
+        }
+        let secrets: HashMap<String, String> = s
+            .secure_json_data
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let secret_keys: HashSet<String> = secrets
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut secret_values: Vec<String> = secrets
+            .values()
+            .filter(|v| !v.is_empty())
+            .cloned()
+            .collect();
+        secret_values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        secret_values.dedup();
+
+        let mut fixed_headers = Vec::new();
+        if s.basic_auth_enabled {
+            let pass = secrets
+                .get("basicAuthPassword")
+                .cloned()
+                .unwrap_or_default();
+            let token = base64_encode(format!("{}:{pass}", s.basic_auth_user).as_bytes());
+            fixed_headers.push(("Authorization".to_owned(), format!("Basic {token}")));
+        }
+        let mut query_key = None;
+        match &jd.auth {
+            None => {}
+            Some(AuthConfig::Bearer) => {
+                let token = secrets
+                    .get("bearerToken")
+                    .filter(|t| !t.is_empty())
+                    .ok_or_else(|| {
+                        ds_err(
+                            "auth",
+                            "type bearer needs secureJsonData.bearerToken".into(),
+                        )
+                    })?;
+                fixed_headers.push(("Authorization".to_owned(), format!("Bearer {token}")));
+            }
+            Some(AuthConfig::ApiKey { location, name }) => {
+                let key = secrets
+                    .get("apiKey")
+                    .filter(|t| !t.is_empty())
+                    .ok_or_else(|| {
+                        ds_err("auth", "type apiKey needs secureJsonData.apiKey".into())
+                    })?;
+                match location {
+                    ApiKeyLocation::Header => fixed_headers.push((name.clone(), key.clone())),
+                    ApiKeyLocation::Query => query_key = Some((name.clone(), key.clone())),
+                }
+            }
+        }
+        for (name, key) in jd.custom_headers() {
+            let value = secrets.get(&key).cloned().unwrap_or_default();
+            if value.contains(['\r', '\n', '\0']) {
+                return Err(ds_err(&key, "header value contains CR, LF or NUL".into()));
+            }
+            fixed_headers.push((name, value));
+        }
+
+        let timeout = match jd.timeout {
+            None => Duration::from_secs_f64(DEFAULT_TIMEOUT_SECS),
+            Some(t) if t.is_finite() && t > 0.0 && t <= 86_400.0 => Duration::from_secs_f64(t),
+            Some(t) => {
+                return Err(ds_err(
+                    "jsonData.timeout",
+                    format!("must be between 0 and 86400 seconds, got {t}"),
+                ))
+            }
+        };
+        let ctx = crate::rule::CompileContext {
+            secret_keys: &secret_keys,
+            cache_defaults: jd.cache.as_ref(),
+        };
+        let rules = crate::rule::compile_rules(&jd.rules, &ctx)?;
+        if let Some(hc) = &jd.health_check {
+            if !rules.contains_key(&hc.rule) {
+                return Err(ds_err(
+                    "jsonData.healthCheck.rule",
+                    format!("no rule with id '{}'", hc.rule),
+                ));
+            }
+        }
+        let max_body = jd.max_response_bytes.unwrap_or(DEFAULT_MAX_RESPONSE_BYTES);
+        let cache_bytes = jd
+            .cache
+            .as_ref()
+            .and_then(|c| c.max_bytes)
+            .unwrap_or(DEFAULT_CACHE_MAX_BYTES);
+        let fetcher = Fetcher::new(allowed_hosts.clone(), max_body, cache_bytes)
+            .map_err(|m| ds_err("http", m))?;
+        Ok(Instance {
+            uid: s.uid.clone(),
+            base,
+            rules,
+            fetcher,
+            timeout,
+            allowed_hosts,
+            health_check: jd.health_check,
+            secrets,
+            secret_values,
+            fixed_headers,
+            query_key,
+        })
+    }
+
+    /// Replaces every secret value (and its URL-encoded form) in `text` with `***`.
+    pub fn mask(&self, text: &str) -> String {
+        let mut out = text.to_owned();
+        for s in &self.secret_values {
+            if out.contains(s.as_str()) {
+                out = out.replace(s.as_str(), MASK);
+            }
+            let enc: String = form_urlencoded::byte_serialize(s.as_bytes()).collect();
+            if enc != *s && out.contains(enc.as_str()) {
+                out = out.replace(enc.as_str(), MASK);
+            }
+            let pct = percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC)
+                .to_string();
+            if pct != *s && out.contains(pct.as_str()) {
+                out = out.replace(pct.as_str(), MASK);
+            }
+        }
+        out
+    }
+
+    /// Ids of the rules, sorted.
+    pub fn rule_ids(&self) -> Vec<&str> {
+        self.rules.keys().map(String::as_str).collect()
+    }
+
+    /// Renders a rule into the upstream request and its masked URL (for
+    /// `executedQueryString` and messages).
+    ///
+    /// # Errors
+    /// A message naming the rule and key: render failure, a URL that leaves the allowed
+    /// hosts, an unparsable URL.
+    pub fn render(
+        &self,
+        rule: &Rule,
+        input: &RenderInput<'_>,
+    ) -> Result<(HttpRequest, String), String> {
+        let ctx = |mask: bool| RenderContext {
+            params: input.params,
+            from_ms: input.from_ms,
+            to_ms: input.to_ms,
+            interval_ms: input.interval_ms,
+            max_data_points: input.max_data_points,
+            secrets: &self.secrets,
+            mask_secrets: mask,
+        };
+        let real = ctx(false);
+        let masked_ctx = ctx(true);
+        let err =
+            |key: &str, e: &dyn std::fmt::Display| format!("rule '{}': '{key}': {e}", rule.id);
+        let url = self
+            .build_url(rule, &real, false)
+            .map_err(|e| err("request.url", &e))?;
+        let masked_url = self
+            .build_url(rule, &masked_ctx, true)
+            .map_err(|e| err("request.url", &e))?;
+        let mut headers = self.fixed_headers.clone();
+        for (name, t) in &rule.headers {
+            let v = t
+                .render(&real, Position::Header)
+                .map_err(|e| err(&format!("request.headers.{name}"), &e))?;
+            headers.push((name.clone(), v));
+        }
+        let json_ct = rule
+            .headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"));
+        let body = match &rule.body {
+            None => None,
+            Some(BodyTemplate::Text(t)) => {
+                let is_json = headers.iter().any(|(k, v)| {
+                    k.eq_ignore_ascii_case("content-type")
+                        && v.to_ascii_lowercase().contains("json")
+                });
+                let pos = if is_json {
+                    Position::JsonString
+                } else {
+                    Position::Raw
+                };
+                Some(
+                    t.render(&real, pos)
+                        .map_err(|e| err("request.body", &e))?
+                        .into_bytes(),
+                )
+            }
+            Some(BodyTemplate::Json(t)) => {
+                if !json_ct {
+                    headers.push(("Content-Type".into(), "application/json".into()));
+                }
+                let v = render_json(t, &real).map_err(|e| err("request.body", &e))?;
+                Some(v.to_string().into_bytes())
+            }
+        };
+        let method = match rule.method {
+            crate::rule::Method::Get => reqwest::Method::GET,
+            crate::rule::Method::Post => reqwest::Method::POST,
+        };
+        Ok((
+            HttpRequest {
+                method,
+                url,
+                headers,
+                body,
+            },
+            masked_url.to_string(),
+        ))
+    }
+
+    fn build_url(
+        &self,
+        rule: &Rule,
+        ctx: &RenderContext<'_>,
+        masked: bool,
+    ) -> Result<reqwest::Url, String> {
+        let rendered = rule
+            .url
+            .render(ctx, Position::PathSegment)
+            .map_err(|e| e.to_string())?;
+        let lower = rendered.to_ascii_lowercase();
+        let mut url = if lower.starts_with("http://") || lower.starts_with("https://") {
+            reqwest::Url::parse(&rendered)
+                .map_err(|e| format!("'{rendered}' is not a valid URL: {e}"))?
+        } else {
+            let base = self.base.as_str().trim_end_matches('/');
+            let joined = if rendered.starts_with('?') || rendered.is_empty() {
+                format!("{base}{rendered}")
+            } else {
+                format!("{base}/{}", rendered.trim_start_matches('/'))
+            };
+            reqwest::Url::parse(&joined)
+                .map_err(|e| format!("'{joined}' is not a valid URL: {e}"))?
+        };
+        let hp = host_port(&url);
+        if !matches!(url.scheme(), "http" | "https") || !self.allowed_hosts.contains(&hp) {
+            return Err(format!(
+                "the URL goes to {}://{hp}, which is neither the datasource host nor in \
+                 jsonData.allowedHosts",
+                url.scheme()
+            ));
+        }
+        {
+            let mut pairs = url.query_pairs_mut();
+            for (k, values) in &rule.query {
+                for t in values {
+                    let v = t
+                        .render(ctx, Position::Query)
+                        .map_err(|e| format!("query '{k}': {e}"))?;
+                    pairs.append_pair(k, &v);
+                }
+            }
+            if let Some((name, value)) = &self.query_key {
+                pairs.append_pair(name, if masked { MASK } else { value });
+            }
+        }
+        if url.query() == Some("") {
+            url.set_query(None);
+        }
+        Ok(url)
+    }
+}
+
+fn render_json(t: &JsonTemplate, ctx: &RenderContext<'_>) -> Result<serde_json::Value, String> {
+    Ok(match t {
+        JsonTemplate::Literal(v) => v.clone(),
+        JsonTemplate::String(s) => {
+            serde_json::Value::String(s.render(ctx, Position::Raw).map_err(|e| e.to_string())?)
+        }
+        JsonTemplate::Array(items) => serde_json::Value::Array(
+            items
+                .iter()
+                .map(|i| render_json(i, ctx))
+                .collect::<Result<_, _>>()?,
+        ),
+        JsonTemplate::Object(members) => {
+            let mut m = serde_json::Map::new();
+            for (k, v) in members {
+                m.insert(k.clone(), render_json(v, ctx)?);
+            }
+            serde_json::Value::Object(m)
+        }
+    })
+}
+
+/// Standard base64 with padding (RFC 4648 §4), for the basic-auth header.
+fn base64_encode(input: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for (i, shift) in [18u32, 12, 6, 0].iter().enumerate() {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> shift) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Compiled instances by datasource uid; recompiled when `lastUpdatedMS` changes.
+#[derive(Debug, Default)]
+pub struct Instances {
+    map: Mutex<HashMap<String, (i64, Arc<Result<Instance, SettingsError>>)>>,
+}
+
+impl Instances {
+    /// The compiled instance for these settings (compiled at most once per version).
+    /// A compile error is cached too, so every query of that version gets it at once.
+    pub fn get(&self, s: &DataSourceSettings) -> Arc<Result<Instance, SettingsError>> {
+        if let Ok(map) = self.map.lock() {
+            if let Some((ver, inst)) = map.get(&s.uid) {
+                if *ver == s.last_updated_ms {
+                    return inst.clone();
+                }
+            }
+        }
+        let compiled = Arc::new(Instance::compile(s));
+        if let Ok(mut map) = self.map.lock() {
+            map.insert(s.uid.clone(), (s.last_updated_ms, compiled.clone()));
+        }
+        compiled
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc4648_vectors() {
+        for (i, o) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64_encode(i.as_bytes()), o);
+        }
+    }
+
+    fn settings(json: serde_json::Value) -> DataSourceSettings {
+        DataSourceSettings {
+            uid: "u".into(),
+            url: "http://127.0.0.1:9/api/".into(),
+            json_data: serde_json::to_vec(&json).unwrap(),
+            secure_json_data: [("token".to_owned(), "s3cr3t/&x".to_owned())].into(),
+            ..DataSourceSettings::default()
+        }
+    }
+
+    #[test]
+    fn render_joins_base_encodes_and_masks() {
+        let inst = Instance::compile(&settings(serde_json::json!({"rules": [{
+            "id": "r", "request": {"url": "/items/${name}", "query": {"q": "${name}", "k": "${__secure.token}"}},
+            "params": [{"name": "name", "default": "a b/c"}],
+            "response": {"fields": [{"name": "x", "path": "$.x"}]}
+        }]})))
+        .unwrap();
+        let rule = &inst.rules["r"];
+        let params = rule.resolve_params(&serde_json::Map::new()).unwrap();
+        let input = RenderInput {
+            params: &params,
+            from_ms: 0,
+            to_ms: 0,
+            interval_ms: 0,
+            max_data_points: 0,
+        };
+        let (req, masked) = inst.render(rule, &input).unwrap();
+        assert_eq!(
+            req.url.as_str(),
+            "http://127.0.0.1:9/api/items/a%20b%2Fc?k=s3cr3t%2F%26x&q=a+b%2Fc"
+        );
+        assert_eq!(
+            masked,
+            "http://127.0.0.1:9/api/items/a%20b%2Fc?k=***&q=a+b%2Fc"
+        );
+        assert_eq!(inst.mask(req.url.as_str()), masked);
+    }
+
+    #[test]
+    fn absolute_url_to_other_host_is_refused() {
+        let inst = Instance::compile(&settings(serde_json::json!({"rules": [{
+            "id": "r", "request": {"url": "http://evil.example/x"},
+            "response": {"fields": [{"name": "x", "path": "$.x"}]}
+        }]})))
+        .unwrap();
+        let rule = &inst.rules["r"];
+        let params = HashMap::new();
+        let input = RenderInput {
+            params: &params,
+            from_ms: 0,
+            to_ms: 0,
+            interval_ms: 0,
+            max_data_points: 0,
+        };
+        let err = inst.render(rule, &input).unwrap_err();
+        assert!(err.contains("evil.example:80"), "{err}");
+        assert!(err.contains("allowedHosts"), "{err}");
+    }
+
+    #[test]
+    fn undeclared_param_and_missing_secret_are_compile_errors() {
+        let err = Instance::compile(&settings(serde_json::json!({"rules": [{
+            "id": "r", "request": {"url": "/x/${nope}"},
+            "response": {"fields": [{"name": "x", "path": "$.x"}]}
+        }]})))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("rule 'r'") && err.contains("nope"), "{err}");
+        let err = Instance::compile(&settings(serde_json::json!({"rules": [{
+            "id": "r", "request": {"url": "/x", "headers": {"A": "${__secure.missing}"}},
+            "response": {"fields": [{"name": "x", "path": "$.x"}]}
+        }]})))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("request.headers.A") && err.contains("missing"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,107 @@
+//! The plugin process (protocol.md §1): logging, handshake checks, bind, handshake line,
+//! serve, signals, shutdown.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::handshake::{check_protocol_versions, Listener};
+
+/// How long after a shutdown request the process exits at the latest, even if requests are
+/// still in flight (Grafana kills after 2 s, protocol.md §1.5).
+pub const SHUTDOWN_GRACE: Duration = Duration::from_millis(700);
+
+/// Runs the plugin process until Grafana stops it. Writes only the handshake line to stdout.
+pub fn main() -> ExitCode {
+    crate::logging::init("info");
+    crate::logging::install_panic_hook();
+    let versions = std::env::var("PLUGIN_PROTOCOL_VERSIONS").ok();
+    if let Err(e) = check_protocol_versions(versions.as_deref()) {
+        tracing::error!(error = %e, "Incompatible plugin host.");
+        return ExitCode::FAILURE;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "Cannot start the async runtime.");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run()) {
+        Ok(()) => {
+            runtime.shutdown_timeout(Duration::from_millis(100));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "Plugin stopped with an error.");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), String> {
+    crate::fetch::init_tls();
+    let socket_dir = std::env::var_os("PLUGIN_UNIX_SOCKET_DIR")
+        .filter(|d| !d.is_empty())
+        .map(std::path::PathBuf::from);
+    let listener = Listener::bind(socket_dir)
+        .await
+        .map_err(|e| format!("cannot bind the gRPC listener: {e}"))?;
+    let line = listener
+        .handshake_line()
+        .map_err(|e| format!("cannot read the listener address: {e}"))?;
+    let (tx, rx) = watch::channel(false);
+    watch_signals(tx.clone())?;
+    {
+        // protocol.md §1.3: the very first stdout bytes, after the bind, flushed.
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{line}").map_err(|e| format!("cannot write the handshake: {e}"))?;
+        out.flush()
+            .map_err(|e| format!("cannot flush the handshake: {e}"))?;
+    }
+    tracing::info!(address = %line, version = env!("CARGO_PKG_VERSION"), "RestBridge plugin started.");
+    let mut exit_rx = rx.clone();
+    tokio::spawn(async move {
+        if exit_rx.wait_for(|v| *v).await.is_ok() {
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+            tracing::warn!("Requests still running at shutdown; exiting now.");
+            std::process::exit(0);
+        }
+    });
+    crate::server::serve(listener, crate::server::Plugin::new(tx), rx)
+        .await
+        .map_err(|e| format!("gRPC server: {e}"))?;
+    tracing::info!("RestBridge plugin stopped.");
+    Ok(())
+}
+
+/// SIGINT is ignored (go-plugin's contract, protocol.md §1.8); SIGTERM shuts down.
+#[cfg(unix)]
+fn watch_signals(tx: watch::Sender<bool>) -> Result<(), String> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| format!("SIGINT handler: {e}"))?;
+    let mut term = signal(SignalKind::terminate()).map_err(|e| format!("SIGTERM handler: {e}"))?;
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = int.recv() => tracing::debug!("SIGINT ignored (the plugin host stops plugins)."),
+                _ = term.recv() => {
+                    tracing::info!("SIGTERM received; shutting down.");
+                    let _ = tx.send(true);
+                    break;
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn watch_signals(_tx: watch::Sender<bool>) -> Result<(), String> {
+    Ok(())
+}

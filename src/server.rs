@@ -1,0 +1,380 @@
+//! The gRPC services Grafana calls (protocol.md §1.6): `pluginv2.Data`,
+//! `pluginv2.Diagnostics`, `grpc.health.v1` and go-plugin's `GRPCController`. This module is
+//! the wire ↔ domain edge: nothing past it sees protobuf types.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{watch, Semaphore};
+use tonic::{Request, Response, Status};
+
+use crate::error::QueryError;
+use crate::instance::Instances;
+use crate::pb::goplugin;
+use crate::pb::pluginv2;
+use crate::pipeline::{DataQuery, RequestContext};
+use crate::settings::DataSourceSettings;
+
+/// Largest request message accepted, bytes (protocol.md §2.9: SDK-Go accepts 16 MiB).
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024 * 1024;
+/// Largest response message sent, bytes (Grafana receives up to 2 GiB).
+pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024 * 1024;
+/// Queries of one QueryData call that run at the same time.
+pub const QUERY_CONCURRENCY: usize = 16;
+
+/// The plugin's state shared by every service.
+#[derive(Debug, Clone)]
+pub struct Plugin {
+    instances: Arc<Instances>,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Plugin {
+    /// A plugin with no compiled instances; `shutdown` is set to `true` by
+    /// `GRPCController/Shutdown`.
+    pub fn new(shutdown: watch::Sender<bool>) -> Plugin {
+        Plugin {
+            instances: Arc::new(Instances::default()),
+            shutdown,
+        }
+    }
+}
+
+/// `DataSourceInstanceSettings` → domain settings (protocol.md §2.3).
+pub fn settings_from_pb(ctx: Option<&pluginv2::PluginContext>) -> Option<DataSourceSettings> {
+    let s = ctx?.data_source_instance_settings.as_ref()?;
+    Some(DataSourceSettings {
+        uid: s.uid.clone(),
+        name: s.name.clone(),
+        url: s.url.clone(),
+        basic_auth_enabled: s.basic_auth_enabled,
+        basic_auth_user: s.basic_auth_user.clone(),
+        json_data: s.json_data.clone(),
+        secure_json_data: s
+            .decrypted_secure_json_data
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect::<BTreeMap<_, _>>(),
+        last_updated_ms: s.last_updated_ms,
+    })
+}
+
+fn query_from_pb(q: &pluginv2::DataQuery) -> DataQuery {
+    let (from_ms, to_ms) = q
+        .time_range
+        .as_ref()
+        .map_or((0, 0), |t| (t.from_epoch_ms, t.to_epoch_ms));
+    DataQuery {
+        ref_id: q.ref_id.clone(),
+        json: q.json.clone(),
+        from_ms,
+        to_ms,
+        interval_ms: q.interval_ms,
+        max_data_points: q.max_data_points,
+    }
+}
+
+/// Reads the `grpc-timeout` request header (gRPC over HTTP/2 spec: digits + unit
+/// `H`/`M`/`S`/`m`/`u`/`n`).
+pub fn grpc_timeout(meta: &tonic::metadata::MetadataMap) -> Option<Duration> {
+    let v = meta.get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = v.split_at(v.len().checked_sub(1)?);
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+fn error_response(e: &QueryError) -> pluginv2::DataResponse {
+    pluginv2::DataResponse {
+        error: e.to_string(),
+        status: e.status(),
+        error_source: e.source().as_str().to_owned(),
+        ..Default::default()
+    }
+}
+
+/// Runs one query to a DataResponse (frames encoded, or the error with status/source).
+async fn answer(
+    instances: Arc<Instances>,
+    settings: Option<Arc<DataSourceSettings>>,
+    query: DataQuery,
+    ctx: RequestContext,
+) -> pluginv2::DataResponse {
+    let result = async {
+        let settings = settings.ok_or_else(|| {
+            QueryError::BadQuery("the request carries no datasource settings".into())
+        })?;
+        let instance = instances.get(&settings);
+        let instance = match instance.as_ref() {
+            Ok(i) => i,
+            Err(e) => return Err(QueryError::Settings(e.to_string())),
+        };
+        let frames = crate::pipeline::run(instance, &query, ctx).await?;
+        frames
+            .iter()
+            .map(|f| f.encode(&query.ref_id))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(QueryError::from)
+    }
+    .await;
+    match result {
+        Ok(frames) => pluginv2::DataResponse {
+            frames,
+            status: 200,
+            ..Default::default()
+        },
+        Err(e) => {
+            tracing::debug!(ref_id = %query.ref_id, status = e.status(), error = %e, "Query failed.");
+            error_response(&e)
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl pluginv2::data_server::Data for Plugin {
+    async fn query_data(
+        &self,
+        request: Request<pluginv2::QueryDataRequest>,
+    ) -> Result<Response<pluginv2::QueryDataResponse>, Status> {
+        let ctx = RequestContext {
+            deadline: grpc_timeout(request.metadata()),
+        };
+        let req = request.into_inner();
+        let settings = settings_from_pb(req.plugin_context.as_ref()).map(Arc::new);
+        let limit = Arc::new(Semaphore::new(QUERY_CONCURRENCY));
+        let mut tasks = Vec::with_capacity(req.queries.len());
+        for q in &req.queries {
+            let query = query_from_pb(q);
+            let ref_id = query.ref_id.clone();
+            let instances = self.instances.clone();
+            let settings = settings.clone();
+            let limit = limit.clone();
+            let handle = tokio::spawn(async move {
+                let _permit = limit.acquire_owned().await.ok();
+                answer(instances, settings, query, ctx).await
+            });
+            tasks.push((ref_id, handle));
+        }
+        let mut responses = HashMap::with_capacity(tasks.len());
+        for (ref_id, handle) in tasks {
+            let resp = match handle.await {
+                Ok(r) => r,
+                Err(e) => {
+                    let why = if e.is_panic() {
+                        "the query panicked (a bug in RestBridge; the process keeps serving)"
+                    } else {
+                        "the query task was cancelled"
+                    };
+                    tracing::error!(ref_id = %ref_id, "Query task failed: {why}.");
+                    error_response(&QueryError::Internal(why.to_owned()))
+                }
+            };
+            responses.insert(ref_id, resp);
+        }
+        Ok(Response::new(pluginv2::QueryDataResponse { responses }))
+    }
+
+    type QueryChunkedDataStream =
+        futures_util::stream::Empty<Result<pluginv2::QueryChunkedDataResponse, Status>>;
+
+    async fn query_chunked_data(
+        &self,
+        _request: Request<pluginv2::QueryChunkedDataRequest>,
+    ) -> Result<Response<Self::QueryChunkedDataStream>, Status> {
+        // protocol.md §8 item 19: UNIMPLEMENTED makes newer Grafana fall back to QueryData.
+        Err(Status::unimplemented(
+            "QueryChunkedData is not implemented; use QueryData",
+        ))
+    }
+}
+
+/// Runs CheckHealth for settings (also used by `gpx_restbridge check`).
+pub async fn check_health(
+    instances: &Instances,
+    settings: Option<&DataSourceSettings>,
+) -> (
+    pluginv2::check_health_response::HealthStatus,
+    String,
+    serde_json::Value,
+) {
+    use pluginv2::check_health_response::HealthStatus;
+    let Some(settings) = settings else {
+        return (
+            HealthStatus::Error,
+            "the request carries no datasource settings".into(),
+            serde_json::json!({}),
+        );
+    };
+    let instance = instances.get(settings);
+    let instance = match instance.as_ref() {
+        Ok(i) => i,
+        Err(e) => {
+            return (
+                HealthStatus::Error,
+                format!("RestBridge: {e}"),
+                serde_json::json!({}),
+            )
+        }
+    };
+    let ids = instance.rule_ids();
+    let details = serde_json::json!({"rules": ids});
+    if ids.is_empty() {
+        return (
+            HealthStatus::Ok,
+            "RestBridge: settings are valid, but no rules are configured yet (add them under jsonData.rules)".into(),
+            details,
+        );
+    }
+    let loaded = format!(
+        "RestBridge: {} rule{} loaded",
+        ids.len(),
+        if ids.len() == 1 { "" } else { "s" }
+    );
+    let Some(hc) = &instance.health_check else {
+        return (HealthStatus::Ok, loaded, details);
+    };
+    let params: serde_json::Map<String, serde_json::Value> = hc
+        .params
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.to_text())))
+        .collect();
+    let now = jiff::Timestamp::now().as_millisecond();
+    let query = DataQuery {
+        ref_id: "health".into(),
+        from_ms: now - 3_600_000,
+        to_ms: now,
+        interval_ms: 60_000,
+        max_data_points: 1000,
+        ..DataQuery::default()
+    };
+    match crate::pipeline::run_rule(
+        instance,
+        &hc.rule,
+        &params,
+        &query,
+        RequestContext::default(),
+    )
+    .await
+    {
+        Ok(frames) => {
+            let rows: usize = frames.iter().map(crate::frame::Frame::rows).sum();
+            (
+                HealthStatus::Ok,
+                format!(
+                    "{loaded}; health check rule '{}' returned {} frame(s), {rows} row(s)",
+                    hc.rule,
+                    frames.len()
+                ),
+                details,
+            )
+        }
+        Err(e) => (
+            HealthStatus::Error,
+            format!("{loaded}, but health check rule '{}' failed: {e}", hc.rule),
+            details,
+        ),
+    }
+}
+
+#[tonic::async_trait]
+impl pluginv2::diagnostics_server::Diagnostics for Plugin {
+    async fn check_health(
+        &self,
+        request: Request<pluginv2::CheckHealthRequest>,
+    ) -> Result<Response<pluginv2::CheckHealthResponse>, Status> {
+        let req = request.into_inner();
+        let settings = settings_from_pb(req.plugin_context.as_ref());
+        let (status, message, details) = check_health(&self.instances, settings.as_ref()).await;
+        tracing::debug!(status = ?status, message = %message, "CheckHealth.");
+        Ok(Response::new(pluginv2::CheckHealthResponse {
+            status: status as i32,
+            message,
+            json_details: details.to_string().into_bytes(),
+        }))
+    }
+
+    async fn collect_metrics(
+        &self,
+        _request: Request<pluginv2::CollectMetricsRequest>,
+    ) -> Result<Response<pluginv2::CollectMetricsResponse>, Status> {
+        Ok(Response::new(pluginv2::CollectMetricsResponse {
+            metrics: Some(pluginv2::collect_metrics_response::Payload {
+                prometheus: Vec::new(),
+            }),
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl goplugin::grpc_controller_server::GrpcController for Plugin {
+    async fn shutdown(
+        &self,
+        _request: Request<goplugin::Empty>,
+    ) -> Result<Response<goplugin::Empty>, Status> {
+        // protocol.md §9 item 25: answer at once, then exit.
+        tracing::info!("Shutdown requested by the plugin host.");
+        let _ = self.shutdown.send(true);
+        Ok(Response::new(goplugin::Empty {}))
+    }
+}
+
+/// Serves every service on `listener` until `shutdown` becomes true.
+///
+/// # Errors
+/// The transport error that stopped the server.
+pub async fn serve(
+    listener: crate::handshake::Listener,
+    plugin: Plugin,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), tonic::transport::Error> {
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    // go-plugin checks service "plugin" (protocol.md §1.6).
+    health_reporter
+        .set_service_status("plugin", tonic_health::ServingStatus::Serving)
+        .await;
+    let data = pluginv2::data_server::DataServer::new(plugin.clone())
+        .max_decoding_message_size(MAX_REQUEST_BYTES)
+        .max_encoding_message_size(MAX_RESPONSE_BYTES);
+    let diagnostics = pluginv2::diagnostics_server::DiagnosticsServer::new(plugin.clone())
+        .max_decoding_message_size(MAX_REQUEST_BYTES);
+    let controller = goplugin::grpc_controller_server::GrpcControllerServer::new(plugin);
+    let router = tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(data)
+        .add_service(diagnostics)
+        .add_service(controller);
+    let signal = async move {
+        let _ = shutdown.wait_for(|v| *v).await;
+    };
+    match listener {
+        crate::handshake::Listener::Tcp(l) => {
+            let incoming = tonic::transport::server::TcpIncoming::from(l).with_nodelay(Some(true));
+            router.serve_with_incoming_shutdown(incoming, signal).await
+        }
+        #[cfg(unix)]
+        crate::handshake::Listener::Unix(l, path) => {
+            let incoming = tokio_stream_unix(l);
+            let r = router.serve_with_incoming_shutdown(incoming, signal).await;
+            let _ = std::fs::remove_file(path);
+            r
+        }
+    }
+}
+
+#[cfg(unix)]
+fn tokio_stream_unix(
+    l: tokio::net::UnixListener,
+) -> impl futures_util::Stream<Item = std::io::Result<tokio::net::UnixStream>> {
+    futures_util::stream::unfold(l, |l| async move {
+        let r = l.accept().await.map(|(s, _)| s);
+        Some((r, l))
+    })
+}

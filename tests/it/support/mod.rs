@@ -1,0 +1,3 @@
+//! Shared test support for the `it` integration tests (real upstream servers, fixtures).
+
+pub mod prometheus;
