@@ -53,7 +53,12 @@ enum Command {
     },
     /// Start a small built-in API on 127.0.0.1, run config-examples/demo.yaml against it and
     /// print the frames (no network needed).
-    Demo,
+    Demo {
+        /// Keep the built-in API running (print its URL and serve until stopped) instead of
+        /// running the demo rules; for trying RestBridge in a real Grafana or with curl.
+        #[arg(long)]
+        serve: bool,
+    },
 }
 
 /// Entry point of the command-line mode; returns the process exit code.
@@ -115,7 +120,8 @@ pub fn main() -> ExitCode {
                     Err("check failed".to_owned())
                 }
             }
-            Command::Demo => crate::demo::run().await.map(|text| print!("{text}")),
+            Command::Demo { serve: false } => crate::demo::run().await.map(|text| print!("{text}")),
+            Command::Demo { serve: true } => crate::demo::serve_forever().await,
         }
     });
     match result {

@@ -146,3 +146,23 @@ pub async fn run() -> Result<String, String> {
     drop(server);
     Ok(out)
 }
+
+/// Runs the demo API until the process is stopped (SIGINT/SIGTERM); prints
+/// `RESTBRIDGE_DEMO_URL=http://127.0.0.1:PORT` as the first stdout line, flushed.
+///
+/// # Errors
+/// A message when the server cannot start.
+pub async fn serve_forever() -> Result<(), String> {
+    use std::io::Write;
+    let server = start()
+        .await
+        .map_err(|e| format!("cannot start the demo API: {e}"))?;
+    {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "RESTBRIDGE_DEMO_URL={}", server.url());
+        let _ = out.flush();
+    }
+    let _ = tokio::signal::ctrl_c().await;
+    drop(server);
+    Ok(())
+}

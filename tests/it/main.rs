@@ -1,1 +1,10 @@
-//! Integration tests.
+//! RestBridge integration tests: the real binary spawned as Grafana spawns it, real HTTP
+//! upstreams on 127.0.0.1 (stubs and a real Prometheus), real Arrow decoding.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod cli;
+mod jsonpath_cts;
+mod plugin_process;
+mod prometheus_e2e;
+mod query_errors;
+mod support;
