@@ -175,7 +175,7 @@ impl Fetcher {
         let policy = reqwest::redirect::Policy::custom(move |attempt| {
             let url = attempt.url();
             let hp = host_port(url);
-            if attempt.previous().len() >= 10 || !allowed.iter().any(|a| *a == hp) {
+            if attempt.previous().len() >= 10 || !allowed.contains(&hp) {
                 attempt.stop()
             } else {
                 attempt.follow()

@@ -254,6 +254,20 @@ impl Instance {
         let masked_ctx = ctx(true);
         let err =
             |key: &str, e: &dyn std::fmt::Display| format!("rule '{}': '{key}': {e}", rule.id);
+        // The url crate resolves `%2E%2E` like `..`, so a param that is a dot segment could
+        // climb out of the admin's path: refuse it (template.rs encodes everything else).
+        for name in rule.url.params() {
+            if let Some(v) = input
+                .params
+                .get(name)
+                .filter(|v| matches!(v.as_str(), "." | ".."))
+            {
+                return Err(err(
+                    "request.url",
+                    &format!("param '{name}' value '{v}' is not allowed in a URL path"),
+                ));
+            }
+        }
         let url = self
             .build_url(rule, &real, false)
             .map_err(|e| err("request.url", &e))?;
@@ -409,16 +423,19 @@ fn base64_encode(input: &[u8]) -> String {
     out
 }
 
+/// A compiled instance, or the settings error every query of that version gets.
+pub type CompiledInstance = Arc<Result<Instance, SettingsError>>;
+
 /// Compiled instances by datasource uid; recompiled when `lastUpdatedMS` changes.
 #[derive(Debug, Default)]
 pub struct Instances {
-    map: Mutex<HashMap<String, (i64, Arc<Result<Instance, SettingsError>>)>>,
+    map: Mutex<HashMap<String, (i64, CompiledInstance)>>,
 }
 
 impl Instances {
     /// The compiled instance for these settings (compiled at most once per version).
     /// A compile error is cached too, so every query of that version gets it at once.
-    pub fn get(&self, s: &DataSourceSettings) -> Arc<Result<Instance, SettingsError>> {
+    pub fn get(&self, s: &DataSourceSettings) -> CompiledInstance {
         if let Ok(map) = self.map.lock() {
             if let Some((ver, inst)) = map.get(&s.uid) {
                 if *ver == s.last_updated_ms {
@@ -491,6 +508,37 @@ mod tests {
             "http://127.0.0.1:9/api/items/a%20b%2Fc?k=***&q=a+b%2Fc"
         );
         assert_eq!(inst.mask(req.url.as_str()), masked);
+    }
+
+    #[test]
+    fn dot_segment_params_cannot_climb_the_path() {
+        let inst = Instance::compile(&settings(serde_json::json!({"rules": [{
+            "id": "r", "request": {"url": "/items/${name}/detail"},
+            "params": [{"name": "name"}],
+            "response": {"fields": [{"name": "x", "path": "$.x"}]}
+        }]})))
+        .unwrap();
+        let rule = &inst.rules["r"];
+        let render = |v: &str| {
+            let params: HashMap<String, String> = [("name".to_owned(), v.to_owned())].into();
+            let input = RenderInput {
+                params: &params,
+                from_ms: 0,
+                to_ms: 0,
+                interval_ms: 0,
+                max_data_points: 0,
+            };
+            inst.render(rule, &input)
+                .map(|(req, _)| req.url.path().to_owned())
+        };
+        for bad in ["..", "."] {
+            let err = render(bad).unwrap_err();
+            assert!(err.contains("param 'name'"), "{err}");
+        }
+        assert_eq!(
+            render("../../admin").unwrap(),
+            "/api/items/..%2F..%2Fadmin/detail"
+        );
     }
 
     #[test]

@@ -4,8 +4,6 @@
 //! outside the repository, beside the checkout; when it is absent the test says so
 //! and passes.
 
-use std::path::PathBuf;
-
 use restbridge::jsonpath::{JsonPath, PathError};
 use serde_json::Value;
 
@@ -64,14 +62,9 @@ fn run_case(test: &Value) -> Outcome {
 #[test]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 fn jsonpath_cts() {
-    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/conformance/jsonpath-cts/cts.json");
-    if !file.exists() {
-        println!(
-            "skipping: ../shared/conformance/jsonpath-cts not found (conformance data lives outside the repo)"
-        );
+    let Some(file) = crate::support::shared::path("conformance/jsonpath-cts/cts.json") else {
         return;
-    }
+    };
     let text = std::fs::read_to_string(&file).expect("read cts.json");
     let suite: Value = serde_json::from_str(&text).expect("cts.json is JSON");
     let tests = suite["tests"]

@@ -5,4 +5,5 @@
 pub mod arrow;
 pub mod plugin;
 pub mod prometheus;
+pub mod shared;
 pub mod stub;
