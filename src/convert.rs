@@ -506,7 +506,9 @@ fn column_mode(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Shape {
     TimeSeries,
+    TimeSeriesWide,
     Numeric,
+    NumericWide,
     Table,
     Logs,
 }
@@ -543,7 +545,7 @@ fn choose_shape(rule: &Rule) -> Result<(Shape, Vec<usize>), ConvertError> {
                 (Shape::Table, Vec::new())
             }
         }
-        FormatConfig::Timeseries => {
+        FormatConfig::Timeseries | FormatConfig::TimeseriesWide => {
             if times != 1 || numbers == 0 {
                 return Err(shape_err(format!(
                     "format timeseries needs exactly one time field and at least one number or \
@@ -561,16 +563,26 @@ fn choose_shape(rule: &Rule) -> Result<(Shape, Vec<usize>), ConvertError> {
                     type_word(f.kind)
                 )));
             }
-            (Shape::TimeSeries, strings)
+            let shape = if spec.format == FormatConfig::TimeseriesWide {
+                Shape::TimeSeriesWide
+            } else {
+                Shape::TimeSeries
+            };
+            (shape, strings)
         }
-        FormatConfig::Numeric => {
+        FormatConfig::Numeric | FormatConfig::NumericWide => {
             if numbers == 0 || times > 0 || others > 0 {
                 return Err(shape_err(format!(
                     "format numeric needs number/int fields plus string dimensions only; \
                      the rule has {numbers} numeric, {times} time and {others} bool/json field(s)"
                 )));
             }
-            (Shape::Numeric, Vec::new())
+            let shape = if spec.format == FormatConfig::NumericWide {
+                Shape::NumericWide
+            } else {
+                Shape::Numeric
+            };
+            (shape, Vec::new())
         }
         FormatConfig::Logs => {
             if times != 1 || strings.is_empty() {
@@ -592,7 +604,15 @@ fn shape(
     let (shape, label_fields) = choose_shape(rule)?;
     Ok(match shape {
         Shape::TimeSeries => time_series(rule, tables, &label_fields, notices),
+        Shape::TimeSeriesWide => {
+            let multi = time_series(rule, tables, &label_fields, notices);
+            vec![widen_time_series(rule, multi, notices)]
+        }
         Shape::Numeric => vec![merged(rule, tables, "numeric-long", [0, 1], true)],
+        Shape::NumericWide => vec![widen_numeric(
+            rule,
+            merged(rule, tables, "numeric-long", [0, 1], true),
+        )],
         Shape::Table => vec![merged(rule, tables, "", [0, 0], false)],
         Shape::Logs => vec![logs(rule, tables, notices)],
     })
@@ -676,6 +696,128 @@ fn time_series(
         });
     }
     frames
+}
+
+/// `timeseries-wide`: the series of `timeseries-multi` joined on time into one frame — one
+/// shared, sorted, non-null time field and one nullable value field (with its labels) per
+/// series; a series without a point at a time has a null there. Duplicate timestamps within
+/// one series keep the last value, with a notice (dataplane forbids duplicates).
+fn widen_time_series(rule: &Rule, multi: Vec<Frame>, notices: &mut Vec<Notice>) -> Frame {
+    let mut times: Vec<i64> = multi
+        .iter()
+        .filter_map(|f| match f.fields.first().map(|x| &x.values) {
+            Some(Column::Time(t)) => Some(t.iter().flatten().copied().collect::<Vec<_>>()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    times.sort_unstable();
+    times.dedup();
+    let index: std::collections::HashMap<i64, usize> =
+        times.iter().enumerate().map(|(i, t)| (*t, i)).collect();
+    let mut time_name = "time".to_owned();
+    let mut time_config = None;
+    let mut fields = Vec::with_capacity(multi.len() + 1);
+    let mut duplicates = 0usize;
+    for frame in multi {
+        let mut it = frame.fields.into_iter();
+        let (Some(time), Some(mut value)) = (it.next(), it.next()) else {
+            continue;
+        };
+        time_name.clone_from(&time.name);
+        time_config = time.config.clone();
+        let Column::Time(ts) = &time.values else {
+            continue;
+        };
+        let slots: Vec<usize> = ts
+            .iter()
+            .map(|t| t.and_then(|t| index.get(&t).copied()).unwrap_or(0))
+            .collect();
+        let mut seen = vec![false; times.len()];
+        for &s in &slots {
+            if std::mem::replace(&mut seen[s], true) {
+                duplicates += 1;
+            }
+        }
+        value.values = match &value.values {
+            Column::Number(v) => {
+                let mut out = vec![None; times.len()];
+                for (s, x) in slots.iter().zip(v) {
+                    out[*s] = *x;
+                }
+                Column::Number(out)
+            }
+            Column::Int(v) => {
+                let mut out = vec![None; times.len()];
+                for (s, x) in slots.iter().zip(v) {
+                    out[*s] = *x;
+                }
+                Column::Int(out)
+            }
+            other => other.clone(),
+        };
+        value.nullable = true;
+        fields.push(value);
+    }
+    if duplicates > 0 {
+        notices.push(Notice {
+            severity: "warning",
+            text: format!(
+                "{duplicates} duplicate timestamp(s) within a series; the last value was kept"
+            ),
+        });
+    }
+    let mut time = Field::new(
+        time_name,
+        Column::Time(times.into_iter().map(Some).collect()),
+    );
+    time.config = time_config;
+    time.nullable = false;
+    fields.insert(0, time);
+    Frame {
+        name: rule.id.clone(),
+        frame_type: "timeseries-wide".into(),
+        type_version: [0, 1],
+        fields,
+        ..Frame::default()
+    }
+}
+
+/// `numeric-wide`: one frame with one row; every (item × numeric field) of the
+/// `numeric-long` frame becomes a field named after the numeric field, labelled with that
+/// item's string dimensions.
+fn widen_numeric(rule: &Rule, long: Frame) -> Frame {
+    let rows = long.rows();
+    let dims: Vec<&Field> = long
+        .fields
+        .iter()
+        .filter(|f| matches!(f.values, Column::String(_)))
+        .collect();
+    let mut fields = Vec::new();
+    for r in 0..rows {
+        let labels: BTreeMap<String, String> = dims
+            .iter()
+            .map(|d| (d.name.clone(), crate::render::cell(&d.values, r)))
+            .collect();
+        for f in long
+            .fields
+            .iter()
+            .filter(|f| matches!(f.values, Column::Number(_) | Column::Int(_)))
+        {
+            let mut field = f.clone();
+            field.values = f.values.take(&[r]);
+            field.labels = labels.clone();
+            field.nullable = true;
+            fields.push(field);
+        }
+    }
+    Frame {
+        name: rule.id.clone(),
+        frame_type: "numeric-wide".into(),
+        type_version: [0, 1],
+        fields,
+        ..Frame::default()
+    }
 }
 
 /// One frame with the rows of every frame node; node labels become leading string columns.
@@ -796,3 +938,7 @@ fn logs(rule: &Rule, tables: Vec<NodeTable>, notices: &mut Vec<Notice>) -> Frame
     frame.preferred_visualisation = Some("logs");
     frame
 }
+
+#[cfg(test)]
+#[path = "convert_tests.rs"]
+mod tests;

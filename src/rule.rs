@@ -716,3 +716,17 @@ pub fn compile_rules(
     }
     Ok(out)
 }
+
+/// Compiles one rule from its JSON form with no datasource context (no secrets, no cache
+/// defaults): for tests, conformance replays and tools.
+///
+/// # Errors
+/// [`SettingsError::Rule`] as [`Rule::compile`].
+pub fn compile_standalone(raw: &Value) -> Result<Rule, SettingsError> {
+    let secret_keys = HashSet::new();
+    let ctx = CompileContext {
+        secret_keys: &secret_keys,
+        cache_defaults: None,
+    };
+    Rule::compile(crate::settings::parse_rule(0, raw)?, &ctx)
+}

@@ -283,10 +283,18 @@ pub enum FormatConfig {
     /// Pick the shape from the field types (config.md §5 table).
     #[default]
     Auto,
-    /// Force `timeseries-multi`.
+    /// Force `timeseries-multi` (one frame per series).
+    #[serde(alias = "timeseries-multi")]
     Timeseries,
+    /// Force `timeseries-wide`: one frame, a shared time field, one value field per series.
+    #[serde(rename = "timeseries-wide")]
+    TimeseriesWide,
     /// Force `numeric-long`.
+    #[serde(alias = "numeric-long")]
     Numeric,
+    /// Force `numeric-wide`: one frame with one row, one field per item.
+    #[serde(rename = "numeric-wide")]
+    NumericWide,
     /// A plain table frame, never typed.
     Table,
     /// A `log-lines` frame.
