@@ -110,33 +110,64 @@ pub fn convert(
     doc: &Value,
     executed_query: Option<String>,
 ) -> Result<Vec<Frame>, ConvertError> {
+    convert_pages(rule, &[doc], executed_query, Vec::new())
+}
+
+/// Like [`convert`] for the pages of one paginated query (config.md §2.1): rows of all pages
+/// are merged before shaping — without `frames` every page's rows join one table; with
+/// `frames`, frame nodes of later pages with the same labels as an earlier one join it.
+/// `notices` (e.g. "stopped after maxPages") are added to the first frame.
+///
+/// # Errors
+/// As [`convert`].
+pub fn convert_pages(
+    rule: &Rule,
+    docs: &[&Value],
+    executed_query: Option<String>,
+    mut notices: Vec<Notice>,
+) -> Result<Vec<Frame>, ConvertError> {
     let spec = &rule.response;
     let mismatch = |message: String| ConvertError::Mismatch {
         rule: rule.id.clone(),
         message,
     };
-    let mut notices = Vec::new();
-    let zones = resolve_zones(spec, doc, &mut notices);
-    let frame_nodes = match &spec.frames {
-        None => vec![Node {
-            key: None,
-            index: 0,
-            value: doc,
-        }],
-        Some(p) => select_nodes(p, doc),
+    let Some(first_doc) = docs.first() else {
+        return Ok(Vec::new());
     };
+    let zones = resolve_zones(spec, first_doc, &mut notices);
     let mut bad: Vec<BadValues> = spec.fields.iter().map(|_| BadValues::default()).collect();
-    let mut tables = Vec::with_capacity(frame_nodes.len());
-    for node in &frame_nodes {
-        let labels = node_labels(spec, node.value).map_err(&mismatch)?;
-        let columns = match &spec.rows {
-            Some(rows_path) => {
-                let rows = select_nodes(rows_path, node.value);
-                row_mode(spec, &rows, &zones, &mut bad).map_err(&mismatch)?
-            }
-            None => column_mode(spec, node, &zones, &mut bad).map_err(&mismatch)?,
+    let mut tables: Vec<NodeTable> = Vec::new();
+    for (page, doc) in docs.iter().enumerate() {
+        let frame_nodes = match &spec.frames {
+            None => vec![Node {
+                key: None,
+                index: 0,
+                value: doc,
+            }],
+            Some(p) => select_nodes(p, doc),
         };
-        tables.push(NodeTable { labels, columns });
+        for node in &frame_nodes {
+            let labels = node_labels(spec, node.value).map_err(&mismatch)?;
+            let columns = match &spec.rows {
+                Some(rows_path) => {
+                    let rows = select_nodes(rows_path, node.value);
+                    row_mode(spec, &rows, &zones, &mut bad).map_err(&mismatch)?
+                }
+                None => column_mode(spec, node, &zones, &mut bad).map_err(&mismatch)?,
+            };
+            let table = NodeTable { labels, columns };
+            let earlier = (page > 0)
+                .then(|| tables.iter_mut().find(|t| t.labels == table.labels))
+                .flatten();
+            match earlier {
+                Some(t) => {
+                    for (a, b) in t.columns.iter_mut().zip(&table.columns) {
+                        a.append(b);
+                    }
+                }
+                None => tables.push(table),
+            }
+        }
     }
     for (f, b) in spec.fields.iter().zip(&bad) {
         if b.count > 0 {
@@ -164,6 +195,36 @@ pub fn convert(
         first.notices.append(&mut notices);
     }
     Ok(frames)
+}
+
+/// How many rows one page holds (for pagination's stop conditions): the rows of every
+/// frame node, or the frame nodes when there is no `rows`, or the first field's column length
+/// in column mode.
+pub fn count_rows(rule: &Rule, doc: &Value) -> usize {
+    let spec = &rule.response;
+    let nodes = match &spec.frames {
+        None => vec![Node {
+            key: None,
+            index: 0,
+            value: doc,
+        }],
+        Some(p) => select_nodes(p, doc),
+    };
+    match (&spec.rows, &spec.frames) {
+        (Some(rows), _) => nodes
+            .iter()
+            .map(|n| select_nodes(rows, n.value).len())
+            .sum(),
+        (None, Some(_)) => nodes.len(),
+        (None, None) => spec
+            .fields
+            .iter()
+            .find_map(|f| match &f.source {
+                FieldSource::Path(p) => Some(p.select(doc).len()),
+                _ => None,
+            })
+            .unwrap_or(0),
+    }
 }
 
 fn type_word(k: FieldType) -> &'static str {

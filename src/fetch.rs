@@ -92,9 +92,27 @@ pub enum FetchError {
         /// Cause.
         message: String,
     },
+    /// The upstream answered HTTP 429 and its `Retry-After` does not fit the deadline:
+    /// status 429, failing fast with the time to retry.
+    #[error("upstream {url} is rate-limiting (HTTP 429){}: {body}", retry_after_text(*retry_after_secs))]
+    RateLimited {
+        /// Masked URL.
+        url: String,
+        /// The upstream's `Retry-After`, seconds, when it sent one.
+        retry_after_secs: Option<u64>,
+        /// First 512 bytes of the body.
+        body: String,
+    },
     /// The request could not be built (bad header value, ...): status 400.
     #[error("request could not be built: {0}")]
     Request(String),
+}
+
+fn retry_after_text(secs: Option<u64>) -> String {
+    match secs {
+        Some(s) => format!("; retry after {s} s"),
+        None => String::new(),
+    }
 }
 
 impl FetchError {
@@ -104,15 +122,116 @@ impl FetchError {
         match self {
             FetchError::Timeout { .. } => 504,
             FetchError::Status { status, .. } if (400..500).contains(status) => i32::from(*status),
+            FetchError::RateLimited { .. } => 429,
             FetchError::Request(_) => 400,
             _ => 502,
         }
     }
+
+    /// The error as reported once retries are over (no change today; kept as the one place
+    /// to adjust final messages).
+    fn into_final(self) -> FetchError {
+        self
+    }
+
+    /// Worth retrying an idempotent request: connect failures and HTTP 502/503/504.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            FetchError::Connect { .. } => true,
+            FetchError::Status { status, .. } => matches!(status, 502..=504),
+            _ => false,
+        }
+    }
+}
+
+/// A successful upstream answer.
+#[derive(Clone, Debug)]
+pub struct Fetched {
+    /// The body (decompressed, at most `maxResponseBytes`).
+    pub body: Bytes,
+    /// The `Link: <…>; rel="next"` target, if the response had one (RFC 8288).
+    pub next_link: Option<String>,
+    /// `Set-Cookie` header values (for the login flow).
+    pub set_cookies: Vec<String>,
+}
+
+/// Transport options of one datasource's HTTP client (config.md §1 TLS keys).
+#[derive(Clone, Debug, Default)]
+pub struct ClientOptions {
+    /// `host:port` redirects may go to.
+    pub allowed_hosts: Vec<String>,
+    /// Body cap in bytes.
+    pub max_body: u64,
+    /// Cache bound in bytes.
+    pub cache_bytes: u64,
+    /// `tlsSkipVerify`: accept any server certificate.
+    pub tls_skip_verify: bool,
+    /// `tlsCACert` (PEM) when `tlsAuthWithCACert`: the only trusted roots.
+    pub ca_pem: Option<String>,
+    /// `tlsClientCert` + `tlsClientKey` (PEM) when `tlsAuth`.
+    pub client_identity_pem: Option<(String, String)>,
+}
+
+/// Most retries of one idempotent request (connect errors, 502/503/504, 429 with a fitting
+/// `Retry-After`).
+pub const MAX_RETRIES: u32 = 3;
+/// First backoff; doubled per retry, capped at [`MAX_BACKOFF`], with jitter in [50 %, 100 %].
+pub const BASE_BACKOFF: Duration = Duration::from_millis(100);
+/// Backoff cap.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+fn backoff(attempt: u32) -> Duration {
+    let full = BASE_BACKOFF
+        .saturating_mul(1 << attempt.min(10))
+        .min(MAX_BACKOFF);
+    // Cheap jitter from the clock's nanoseconds: spreads simultaneous retries.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let factor = 0.5 + f64::from(nanos % 1000) / 2000.0;
+    full.mul_f64(factor)
+}
+
+/// Parses `Retry-After` (RFC 9110 §10.2.3): delay seconds or an HTTP date.
+pub fn parse_retry_after(value: &str) -> Option<Duration> {
+    let v = value.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = jiff::fmt::rfc2822::parse(v).ok()?.timestamp();
+    let now = jiff::Timestamp::now();
+    let ms = when.as_millisecond() - now.as_millisecond();
+    Some(Duration::from_millis(u64::try_from(ms.max(0)).unwrap_or(0)))
+}
+
+/// The `rel="next"` target of a `Link` header value (RFC 8288 §3), if any.
+pub fn next_link(value: &str) -> Option<String> {
+    for part in value.split(',') {
+        let part = part.trim();
+        let Some(end) = part.find('>') else { continue };
+        let target = part.strip_prefix('<').map(|p| &p[..end.saturating_sub(1)]);
+        let params = &part[end + 1..];
+        let is_next = params.split(';').any(|p| {
+            let p = p.trim();
+            p.strip_prefix("rel=")
+                .map(|r| {
+                    r.trim_matches('"')
+                        .split_whitespace()
+                        .any(|x| x.eq_ignore_ascii_case("next"))
+                })
+                .unwrap_or(false)
+        });
+        if is_next {
+            return target.map(str::to_owned);
+        }
+    }
+    None
 }
 
 #[derive(Clone)]
 struct Cached {
-    body: Bytes,
+    fetched: Fetched,
     ttl: Duration,
 }
 
@@ -156,22 +275,16 @@ impl std::fmt::Debug for Fetcher {
 }
 
 impl Fetcher {
-    /// Builds the client and cache.
+    /// Builds the client and cache from the datasource's transport options.
     ///
-    /// * `allowed_hosts`: `host:port` strings redirects may go to (others stop the redirect
-    ///   chain, and the 3xx is returned as an upstream status).
-    /// * `max_body`: body cap in bytes (`maxResponseBytes`).
-    /// * `cache_bytes`: cache bound in bytes (`cache.maxBytes`).
+    /// Redirects are followed (at most 10) only to `allowed_hosts`; others stop the chain
+    /// and the 3xx is returned as an upstream status.
     ///
     /// # Errors
-    /// A message when the TLS stack cannot be initialised.
-    pub fn new(
-        allowed_hosts: Vec<String>,
-        max_body: u64,
-        cache_bytes: u64,
-    ) -> Result<Fetcher, String> {
+    /// A message naming the TLS setting that could not be used (bad PEM, ...).
+    pub fn new(opts: &ClientOptions) -> Result<Fetcher, String> {
         init_tls();
-        let allowed = Arc::new(allowed_hosts);
+        let allowed = Arc::new(opts.allowed_hosts.clone());
         let policy = reqwest::redirect::Policy::custom(move |attempt| {
             let url = attempt.url();
             let hp = host_port(url);
@@ -181,29 +294,48 @@ impl Fetcher {
                 attempt.follow()
             }
         });
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .user_agent(concat!("RestBridge/", env!("CARGO_PKG_VERSION")))
             .redirect(policy)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build()
-            .map_err(|e| format!("HTTP client: {e}"))?;
+            .pool_idle_timeout(Duration::from_secs(90));
+        if opts.tls_skip_verify {
+            builder = builder.tls_danger_accept_invalid_certs(true);
+        }
+        if let Some(pem) = &opts.ca_pem {
+            let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
+                .map_err(|e| format!("tlsCACert is not a valid PEM certificate: {e}"))?;
+            if certs.is_empty() {
+                return Err("tlsCACert holds no PEM certificate".to_owned());
+            }
+            builder = builder.tls_certs_only(certs);
+        }
+        if let Some((cert, key)) = &opts.client_identity_pem {
+            let mut pem = cert.clone();
+            pem.push('\n');
+            pem.push_str(key);
+            let id = reqwest::Identity::from_pem(pem.as_bytes()).map_err(|e| {
+                format!("tlsClientCert/tlsClientKey are not a valid PEM certificate and key: {e}")
+            })?;
+            builder = builder.identity(id);
+        }
+        let client = builder.build().map_err(|e| format!("HTTP client: {e}"))?;
         let cache = Cache::builder()
-            .max_capacity(cache_bytes)
+            .max_capacity(opts.cache_bytes)
             .weigher(|k: &String, v: &Cached| {
-                u32::try_from(k.len() + v.body.len() + 64).unwrap_or(u32::MAX)
+                u32::try_from(k.len() + v.fetched.body.len() + 64).unwrap_or(u32::MAX)
             })
             .expire_after(PerEntryTtl)
             .build();
         Ok(Fetcher {
             client,
             cache,
-            max_body,
+            max_body: opts.max_body,
         })
     }
 
     /// Fetches through the cache: a fresh entry is answered from memory; concurrent identical
     /// requests share one upstream call (and its error). `ttl` zero bypasses the cache.
-    /// `masked_url` is used in error messages.
+    /// `masked_url` is used in error messages. Errors are never cached.
     ///
     /// # Errors
     /// [`FetchError`] from the upstream call.
@@ -213,22 +345,31 @@ impl Fetcher {
         masked_url: &str,
         ttl: Duration,
         timeout: Duration,
-    ) -> Result<Bytes, FetchError> {
+    ) -> Result<Fetched, FetchError> {
         if ttl.is_zero() {
             return self.fetch_uncached(req, masked_url, timeout).await;
         }
         let key = req.cache_key();
         self.cache
             .try_get_with(key, async {
-                let body = self.fetch_uncached(req, masked_url, timeout).await?;
-                Ok::<_, FetchError>(Cached { body, ttl })
+                let fetched = self.fetch_uncached(req, masked_url, timeout).await?;
+                Ok::<_, FetchError>(Cached { fetched, ttl })
             })
             .await
-            .map(|c| c.body)
+            .map(|c| c.fetched)
             .map_err(|e: Arc<FetchError>| (*e).clone())
     }
 
-    /// One upstream call, no cache.
+    /// Drops a cached answer (used after a 401 made a credential refresh necessary).
+    pub async fn invalidate(&self, req: &HttpRequest) {
+        self.cache.invalidate(&req.cache_key()).await;
+    }
+
+    /// One upstream call with retries, no cache. Everything — retries and their backoff
+    /// included — happens within `timeout`. Idempotent requests (GET) are retried on connect
+    /// errors and HTTP 502/503/504 with capped exponential backoff and jitter; HTTP 429 is
+    /// retried after its `Retry-After` when that fits the time left, else it fails at once
+    /// with [`FetchError::RateLimited`].
     ///
     /// # Errors
     /// [`FetchError`] for connect failures, timeouts, non-2xx statuses and oversize bodies.
@@ -237,13 +378,50 @@ impl Fetcher {
         req: &HttpRequest,
         masked_url: &str,
         timeout: Duration,
-    ) -> Result<Bytes, FetchError> {
-        match tokio::time::timeout(timeout, self.call(req, masked_url, timeout)).await {
-            Ok(r) => r,
-            Err(_) => Err(FetchError::Timeout {
-                url: masked_url.to_owned(),
-                seconds: timeout.as_secs_f64(),
-            }),
+    ) -> Result<Fetched, FetchError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let idempotent = matches!(req.method, reqwest::Method::GET | reqwest::Method::HEAD);
+        let timed_out = || FetchError::Timeout {
+            url: masked_url.to_owned(),
+            seconds: timeout.as_secs_f64(),
+        };
+        let mut attempt = 0u32;
+        loop {
+            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if remaining.is_zero() {
+                return Err(timed_out());
+            }
+            let result = match tokio::time::timeout(
+                remaining,
+                self.call(req, masked_url, remaining),
+            )
+            .await
+            {
+                Ok(r) => r,
+                Err(_) => Err(timed_out()),
+            };
+            let err = match result {
+                Ok(f) => return Ok(f),
+                Err(e) => e,
+            };
+            if !idempotent || attempt >= MAX_RETRIES {
+                return Err(err.into_final());
+            }
+            let wait = match &err {
+                e if e.is_transient() => backoff(attempt),
+                FetchError::RateLimited {
+                    retry_after_secs: Some(s),
+                    ..
+                } => Duration::from_secs(*s),
+                _ => return Err(err.into_final()),
+            };
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if wait >= left {
+                return Err(err.into_final());
+            }
+            tracing::debug!(url = %masked_url, attempt = attempt + 1, wait_ms = wait.as_millis() as u64, error = %err, "Retrying upstream request.");
+            tokio::time::sleep(wait).await;
+            attempt += 1;
         }
     }
 
@@ -252,7 +430,7 @@ impl Fetcher {
         req: &HttpRequest,
         masked_url: &str,
         timeout: Duration,
-    ) -> Result<Bytes, FetchError> {
+    ) -> Result<Fetched, FetchError> {
         let mut builder = self
             .client
             .request(req.method.clone(), req.url.clone())
@@ -285,6 +463,23 @@ impl Fetcher {
         };
         let mut resp = builder.send().await.map_err(classify)?;
         let status = resp.status();
+        let header = |name: &str| {
+            resp.headers()
+                .get_all(name)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let link = header("link");
+        let next_link = (!link.is_empty()).then(|| next_link(&link)).flatten();
+        let retry_after = parse_retry_after(&header("retry-after"));
+        let set_cookies: Vec<String> = resp
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_owned))
+            .collect();
         if let Some(len) = resp.content_length() {
             if status.is_success() && len > self.max_body {
                 return Err(FetchError::TooLarge {
@@ -328,13 +523,25 @@ impl Fetcher {
             }
         }
         if !status.is_success() {
+            let body = String::from_utf8_lossy(&buf[..buf.len().min(512)]).into_owned();
+            if status.as_u16() == 429 {
+                return Err(FetchError::RateLimited {
+                    url: masked_url.to_owned(),
+                    retry_after_secs: retry_after.map(|d| d.as_secs().max(1)),
+                    body,
+                });
+            }
             return Err(FetchError::Status {
                 url: masked_url.to_owned(),
                 status: status.as_u16(),
-                body: String::from_utf8_lossy(&buf[..buf.len().min(512)]).into_owned(),
+                body,
             });
         }
-        Ok(Bytes::from(buf))
+        Ok(Fetched {
+            body: Bytes::from(buf),
+            next_link,
+            set_cookies,
+        })
     }
 }
 
@@ -360,4 +567,64 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         cur = s.source();
     }
     out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_header_next() {
+        let v = r#"<https://api.github.com/repos/x/issues?page=2>; rel="next", <https://api.github.com/repos/x/issues?page=5>; rel="last""#;
+        assert_eq!(
+            next_link(v).as_deref(),
+            Some("https://api.github.com/repos/x/issues?page=2")
+        );
+        assert_eq!(next_link(r#"</a?p=1>; rel="prev""#), None);
+        assert_eq!(next_link(r#"</b>; rel="prev next""#).as_deref(), Some("/b"));
+        assert_eq!(next_link("garbage"), None);
+    }
+
+    #[test]
+    fn retry_after_forms() {
+        assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn backoff_is_capped_and_jittered() {
+        for a in 0..12 {
+            let b = backoff(a);
+            assert!(b <= MAX_BACKOFF, "{b:?}");
+            assert!(
+                b >= BASE_BACKOFF.mul_f64(0.5).min(MAX_BACKOFF.mul_f64(0.5)),
+                "{b:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn transient_errors() {
+        let s = |status| FetchError::Status {
+            url: String::new(),
+            status,
+            body: String::new(),
+        };
+        assert!(s(503).is_transient() && s(502).is_transient() && s(504).is_transient());
+        assert!(!s(500).is_transient() && !s(404).is_transient());
+        assert_eq!(
+            FetchError::RateLimited {
+                url: String::new(),
+                retry_after_secs: Some(30),
+                body: String::new()
+            }
+            .status(),
+            429
+        );
+    }
 }

@@ -33,6 +33,12 @@ pub struct Instance {
     pub allowed_hosts: Vec<String>,
     /// Optional live health check.
     pub health_check: Option<HealthCheckConfig>,
+    /// Run-time credential (OAuth2 client credentials or a login), if configured.
+    pub token: Option<crate::auth::TokenProvider>,
+    /// Forward the user's `Authorization` / `X-Id-Token` (`oauthPassThru`).
+    pub oauth_pass_thru: bool,
+    /// Cookie names forwarded from Grafana (`keepCookies`).
+    pub keep_cookies: Vec<String>,
     secrets: HashMap<String, String>,
     /// Secret values, longest first, for masking.
     secret_values: Vec<String>,
@@ -124,8 +130,121 @@ impl Instance {
             fixed_headers.push(("Authorization".to_owned(), format!("Basic {token}")));
         }
         let mut query_key = None;
+        let mut token = None;
         match &jd.auth {
             None => {}
+            Some(AuthConfig::OAuth2 {
+                token_url,
+                client_id,
+                scopes,
+                endpoint_params,
+            }) => {
+                let secret = secrets
+                    .get("clientSecret")
+                    .filter(|t| !t.is_empty())
+                    .ok_or_else(|| {
+                        ds_err(
+                            "auth",
+                            "type oauth2 needs secureJsonData.clientSecret".into(),
+                        )
+                    })?;
+                let url = join_url(&base, token_url).map_err(|m| ds_err("auth.tokenUrl", m))?;
+                let mut form = vec![
+                    ("grant_type".to_owned(), "client_credentials".to_owned()),
+                    ("client_id".to_owned(), client_id.clone()),
+                    ("client_secret".to_owned(), secret.clone()),
+                ];
+                if !scopes.is_empty() {
+                    form.push(("scope".to_owned(), scopes.join(" ")));
+                }
+                form.extend(endpoint_params.iter().map(|(k, v)| (k.clone(), v.clone())));
+                token = Some(crate::auth::TokenProvider::new(
+                    crate::auth::TokenSource::OAuth2 {
+                        token_url: url,
+                        form,
+                    },
+                ));
+            }
+            Some(AuthConfig::Login {
+                url,
+                method,
+                body,
+                token_path,
+                cookie,
+                header,
+                prefix,
+                ttl_seconds,
+            }) => {
+                let url = join_url(&base, url).map_err(|m| ds_err("auth.url", m))?;
+                if !allowed_hosts.contains(&host_port(&url)) {
+                    return Err(ds_err(
+                        "auth.url",
+                        "the login URL must be on the datasource host or in allowedHosts".into(),
+                    ));
+                }
+                let method = match method.as_deref().map(str::to_ascii_uppercase).as_deref() {
+                    None | Some("POST") => reqwest::Method::POST,
+                    Some("GET") => reqwest::Method::GET,
+                    Some(other) => {
+                        return Err(ds_err(
+                            "auth.method",
+                            format!("must be GET or POST, got '{other}'"),
+                        ))
+                    }
+                };
+                let parse = |key: &str,
+                             t: &str|
+                 -> Result<crate::template::Template, SettingsError> {
+                    let t = crate::template::Template::parse(t)
+                        .map_err(|e| ds_err(key, e.to_string()))?;
+                    if let Some(p) = t.params().next() {
+                        return Err(ds_err(
+                            key,
+                            format!("only ${{__secure.KEY}} can be used here, not '${{{p}}}'"),
+                        ));
+                    }
+                    for k in t.secrets() {
+                        if !secret_keys.contains(k) {
+                            return Err(ds_err(key, format!("secureJsonData has no key '{k}'")));
+                        }
+                    }
+                    Ok(t)
+                };
+                let body = match body {
+                    None | Some(serde_json::Value::Null) => None,
+                    Some(serde_json::Value::String(t)) => {
+                        Some(crate::auth::LoginBody::Text(parse("auth.body", t)?))
+                    }
+                    Some(v) => Some(crate::auth::LoginBody::Json(
+                        crate::rule::compile_json_template("auth.body", v, &parse)?,
+                    )),
+                };
+                let token_path = token_path
+                    .as_deref()
+                    .map(|p| {
+                        crate::jsonpath::JsonPath::compile(p)
+                            .map_err(|e| ds_err("auth.tokenPath", e.to_string()))
+                    })
+                    .transpose()?;
+                if token_path.is_none() == cookie.is_none() {
+                    return Err(ds_err(
+                        "auth",
+                        "type login needs exactly one of 'tokenPath' and 'cookie'".into(),
+                    ));
+                }
+                token = Some(crate::auth::TokenProvider::new(
+                    crate::auth::TokenSource::Login {
+                        method,
+                        url,
+                        body: body.map(Box::new),
+                        token_path,
+                        cookie: cookie.clone(),
+                        header: header.clone().unwrap_or_else(|| "Authorization".into()),
+                        prefix: prefix.clone().unwrap_or_default(),
+                        ttl: ttl_seconds.filter(|t| *t > 0).map(Duration::from_secs),
+                    },
+                ));
+            }
             Some(AuthConfig::Bearer) => {
                 let token = secrets
                     .get("bearerToken")
@@ -188,8 +307,50 @@ impl Instance {
             .as_ref()
             .and_then(|c| c.max_bytes)
             .unwrap_or(DEFAULT_CACHE_MAX_BYTES);
-        let fetcher = Fetcher::new(allowed_hosts.clone(), max_body, cache_bytes)
-            .map_err(|m| ds_err("http", m))?;
+        let secret = |k: &str| secrets.get(k).filter(|v| !v.trim().is_empty()).cloned();
+        let ca_pem = if jd.tls_auth_with_ca_cert {
+            Some(secret("tlsCACert").ok_or_else(|| {
+                ds_err(
+                    "tlsAuthWithCACert",
+                    "needs secureJsonData.tlsCACert (PEM)".into(),
+                )
+            })?)
+        } else {
+            None
+        };
+        let client_identity_pem = if jd.tls_auth {
+            match (secret("tlsClientCert"), secret("tlsClientKey")) {
+                (Some(c), Some(k)) => Some((c, k)),
+                _ => {
+                    return Err(ds_err(
+                        "tlsAuth",
+                        "needs secureJsonData.tlsClientCert and tlsClientKey (PEM)".into(),
+                    ))
+                }
+            }
+        } else {
+            None
+        };
+        if jd
+            .server_name
+            .as_deref()
+            .is_some_and(|n| !n.trim().is_empty())
+        {
+            return Err(ds_err(
+                "serverName",
+                "is not supported by this version of RestBridge (the TLS name is the URL's host)"
+                    .into(),
+            ));
+        }
+        let fetcher = Fetcher::new(&crate::fetch::ClientOptions {
+            allowed_hosts: allowed_hosts.clone(),
+            max_body,
+            cache_bytes,
+            tls_skip_verify: jd.tls_skip_verify,
+            ca_pem,
+            client_identity_pem,
+        })
+        .map_err(|m| ds_err("tls", m))?;
         Ok(Instance {
             uid: s.uid.clone(),
             base,
@@ -198,6 +359,9 @@ impl Instance {
             timeout,
             allowed_hosts,
             health_check: jd.health_check,
+            token,
+            oauth_pass_thru: jd.oauth_pass_thru,
+            keep_cookies: jd.keep_cookies,
             secrets,
             secret_values,
             fixed_headers,
@@ -207,8 +371,18 @@ impl Instance {
 
     /// Replaces every secret value (and its URL-encoded form) in `text` with `***`.
     pub fn mask(&self, text: &str) -> String {
+        self.mask_with(text, &[])
+    }
+
+    /// [`mask`](Self::mask), also masking per-request secrets (forwarded identity headers,
+    /// run-time tokens).
+    pub fn mask_with(&self, text: &str, extra: &[String]) -> String {
         let mut out = text.to_owned();
-        for s in &self.secret_values {
+        for s in self
+            .secret_values
+            .iter()
+            .chain(extra.iter().filter(|e| e.len() >= 4))
+        {
             if out.contains(s.as_str()) {
                 out = out.replace(s.as_str(), MASK);
             }
@@ -223,6 +397,11 @@ impl Instance {
             }
         }
         out
+    }
+
+    /// The decrypted secureJsonData (for rendering run-time credential requests).
+    pub fn secrets(&self) -> &HashMap<String, String> {
+        &self.secrets
     }
 
     /// Ids of the rules, sorted.
@@ -379,7 +558,11 @@ impl Instance {
     }
 }
 
-fn render_json(t: &JsonTemplate, ctx: &RenderContext<'_>) -> Result<serde_json::Value, String> {
+/// Renders a JSON template: string leaves rendered raw (the serializer escapes them).
+///
+/// # Errors
+/// The render error of the first failing leaf.
+pub fn render_json(t: &JsonTemplate, ctx: &RenderContext<'_>) -> Result<serde_json::Value, String> {
     Ok(match t {
         JsonTemplate::Literal(v) => v.clone(),
         JsonTemplate::String(s) => {
@@ -399,6 +582,30 @@ fn render_json(t: &JsonTemplate, ctx: &RenderContext<'_>) -> Result<serde_json::
             serde_json::Value::Object(m)
         }
     })
+}
+
+/// Resolves a URL setting: absolute, or appended to the base URL's path.
+///
+/// # Errors
+/// A message when the result is not an http(s) URL.
+pub fn join_url(base: &reqwest::Url, text: &str) -> Result<reqwest::Url, String> {
+    let t = text.trim();
+    let lower = t.to_ascii_lowercase();
+    let joined = if lower.starts_with("http://") || lower.starts_with("https://") {
+        t.to_owned()
+    } else {
+        format!(
+            "{}/{}",
+            base.as_str().trim_end_matches('/'),
+            t.trim_start_matches('/')
+        )
+    };
+    let url =
+        reqwest::Url::parse(&joined).map_err(|e| format!("'{joined}' is not a valid URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("'{joined}' must be an http:// or https:// URL"));
+    }
+    Ok(url)
 }
 
 /// Standard base64 with padding (RFC 4648 §4), for the basic-auth header.

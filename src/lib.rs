@@ -14,6 +14,7 @@
 //!
 //! The same pipeline serves the command-line tool (`cli`) and the built-in demo (`demo`).
 
+pub mod auth;
 pub mod cli;
 pub mod convert;
 pub mod demo;

@@ -27,10 +27,41 @@ pub struct DataQuery {
 }
 
 /// Per-request context.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct RequestContext {
     /// Time left until Grafana's gRPC deadline, if it sent one.
     pub deadline: Option<Duration>,
+    /// Forwardable HTTP headers of the Grafana request (protocol.md §4.3): `Authorization`,
+    /// `X-Id-Token`, `Cookie` (names as Grafana sent them, `http_` prefix removed).
+    pub forwarded: Vec<(String, String)>,
+}
+
+impl RequestContext {
+    /// Reads the forwardable headers from `QueryDataRequest.headers` (protocol.md §4.3: a
+    /// `http_` prefix marks an HTTP header; `Authorization`, `X-Id-Token` and `Cookie` also
+    /// come un-prefixed; keys compare case-insensitively).
+    pub fn with_headers<'a>(
+        deadline: Option<Duration>,
+        headers: impl IntoIterator<Item = (&'a String, &'a String)>,
+    ) -> RequestContext {
+        let mut forwarded = Vec::new();
+        for (k, v) in headers {
+            let name = k.strip_prefix("http_").unwrap_or(k);
+            if ["authorization", "x-id-token", "cookie"]
+                .iter()
+                .any(|n| name.eq_ignore_ascii_case(n))
+                && !forwarded
+                    .iter()
+                    .any(|(f, _): &(String, String)| f.eq_ignore_ascii_case(name))
+            {
+                forwarded.push((name.to_owned(), v.clone()));
+            }
+        }
+        RequestContext {
+            deadline,
+            forwarded,
+        }
+    }
 }
 
 /// The query model fields RestBridge reads (config.md §3).
@@ -123,7 +154,7 @@ pub async fn run_rule(
         interval_ms: query.interval_ms,
         max_data_points: query.max_data_points,
     };
-    let (request, masked_url) = instance
+    let (mut request, masked_url) = instance
         .render(rule, &input)
         .map_err(|m| QueryError::Render(instance.mask(&m)))?;
     let mut timeout = rule
@@ -133,18 +164,268 @@ pub async fn run_rule(
     if let Some(d) = ctx.deadline {
         timeout = timeout.min(d);
     }
-    let body = instance
-        .fetcher
-        .fetch(&request, &masked_url, rule.cache_ttl, timeout)
-        .await
-        .map_err(|e| QueryError::Fetch(mask_fetch(instance, e)))?;
-    let doc = parse_json(&body).map_err(|message| QueryError::NotJson {
-        rule: rule.id.clone(),
-        message,
-    })?;
-    let frames = crate::convert::convert(rule, &doc, Some(masked_url))?;
-    drop_large(doc, body.len());
+    // Per-request secrets: the forwarded identity (and run-time tokens, added below).
+    let mut extra_secrets: Vec<String> = Vec::new();
+    forward_identity(instance, &ctx, &mut request, &mut extra_secrets);
+    let started = tokio::time::Instant::now();
+    let mut fetch = Fetch {
+        instance,
+        rule,
+        timeout,
+        started,
+        extra_secrets,
+    };
+    let (docs, notices) = fetch.pages(request, &masked_url).await?;
+    let refs: Vec<&Value> = docs.iter().collect();
+    let frames = crate::convert::convert_pages(rule, &refs, Some(masked_url), notices)?;
+    let total: usize = docs.len();
+    for doc in docs {
+        drop_large(doc, total);
+    }
     Ok(frames)
+}
+
+/// Adds the Grafana user's identity when the datasource forwards it (`oauthPassThru`,
+/// `keepCookies`).
+fn forward_identity(
+    instance: &Instance,
+    ctx: &RequestContext,
+    request: &mut crate::fetch::HttpRequest,
+    extra_secrets: &mut Vec<String>,
+) {
+    for (name, value) in &ctx.forwarded {
+        let is_cookie = name.eq_ignore_ascii_case("cookie");
+        let value = if is_cookie {
+            if instance.keep_cookies.is_empty() {
+                continue;
+            }
+            let kept: Vec<&str> = value
+                .split(';')
+                .map(str::trim)
+                .filter(|c| {
+                    c.split_once('=')
+                        .is_some_and(|(k, _)| instance.keep_cookies.iter().any(|n| n == k.trim()))
+                })
+                .collect();
+            if kept.is_empty() {
+                continue;
+            }
+            kept.join("; ")
+        } else if instance.oauth_pass_thru {
+            value.clone()
+        } else {
+            continue;
+        };
+        request
+            .headers
+            .retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+        extra_secrets.push(value.clone());
+        if let Some(token) = value.split_whitespace().nth(1) {
+            extra_secrets.push(token.to_owned());
+        }
+        request.headers.push((name.clone(), value));
+    }
+}
+
+/// The upstream side of one query: credentials, pages, masking.
+struct Fetch<'a> {
+    instance: &'a Instance,
+    rule: &'a crate::rule::Rule,
+    timeout: Duration,
+    started: tokio::time::Instant,
+    extra_secrets: Vec<String>,
+}
+
+impl Fetch<'_> {
+    fn remaining(&self) -> Duration {
+        self.timeout.saturating_sub(self.started.elapsed())
+    }
+
+    fn mask_err(&self, e: crate::fetch::FetchError) -> QueryError {
+        QueryError::Fetch(mask_fetch(self.instance, &self.extra_secrets, e))
+    }
+
+    /// One request with the run-time credential; a 401 refreshes it and retries once.
+    async fn one(
+        &mut self,
+        request: &crate::fetch::HttpRequest,
+        masked_url: &str,
+    ) -> Result<crate::fetch::Fetched, QueryError> {
+        let Some(provider) = &self.instance.token else {
+            return self
+                .instance
+                .fetcher
+                .fetch(request, masked_url, self.rule.cache_ttl, self.remaining())
+                .await
+                .map_err(|e| self.mask_err(e));
+        };
+        let mut retried = false;
+        loop {
+            let cred = provider
+                .credential(
+                    &self.instance.fetcher,
+                    self.instance.secrets(),
+                    self.remaining(),
+                )
+                .await
+                .map_err(|e| self.mask_err(e))?;
+            self.extra_secrets.push(cred.value.clone());
+            let mut req = request.clone();
+            req.headers
+                .retain(|(k, _)| !k.eq_ignore_ascii_case(&cred.header));
+            req.headers.push((cred.header.clone(), cred.value.clone()));
+            match self
+                .instance
+                .fetcher
+                .fetch(&req, masked_url, self.rule.cache_ttl, self.remaining())
+                .await
+            {
+                Err(crate::fetch::FetchError::Status { status: 401, .. }) if !retried => {
+                    tracing::debug!(rule = %self.rule.id, "Upstream answered 401; renewing the credential once.");
+                    provider.invalidate(cred.generation).await;
+                    retried = true;
+                }
+                Err(e) => return Err(self.mask_err(e)),
+                Ok(f) => return Ok(f),
+            }
+        }
+    }
+
+    fn parse(&self, body: &[u8]) -> Result<Value, QueryError> {
+        parse_json(body).map_err(|message| QueryError::NotJson {
+            rule: self.rule.id.clone(),
+            message: self.instance.mask_with(&message, &self.extra_secrets),
+        })
+    }
+
+    /// Fetches every page (config.md §2.1) and returns the parsed documents and notices.
+    async fn pages(
+        &mut self,
+        first: crate::fetch::HttpRequest,
+        masked_url: &str,
+    ) -> Result<(Vec<Value>, Vec<crate::frame::Notice>), QueryError> {
+        use crate::settings::PaginationKind as K;
+        let Some(p) = self.rule.pagination.clone() else {
+            let fetched = self.one(&first, masked_url).await?;
+            return Ok((vec![self.parse(&fetched.body)?], Vec::new()));
+        };
+        let mut docs = Vec::new();
+        let mut notices = Vec::new();
+        let mut rows_read: u64 = 0;
+        let mut cursor: Option<String> = None;
+        let mut next_url: Option<reqwest::Url> = None;
+        for page in 0..p.max_pages {
+            let mut req = first.clone();
+            let page_i = i64::from(page);
+            let value = match p.kind {
+                K::Page => Some((p.start + page_i).to_string()),
+                K::Offset => {
+                    let size = p.size.as_ref().map_or(0, |(_, n)| *n as i64);
+                    Some((p.start + page_i * size).to_string())
+                }
+                K::Cursor => cursor.clone(),
+                K::Link => None,
+            };
+            if let Some(v) = &value {
+                set_param(&mut req, &p.param, v, p.in_body);
+            }
+            if let Some((name, n)) = &p.size {
+                if !name.is_empty() && matches!(p.kind, K::Page | K::Offset) {
+                    set_param(&mut req, name, &n.to_string(), p.in_body);
+                }
+            }
+            if let (K::Link, Some(url)) = (p.kind, &next_url) {
+                req.url = url.clone();
+            }
+            let masked = self
+                .instance
+                .mask_with(req.url.as_str(), &self.extra_secrets);
+            let fetched = self.one(&req, &masked).await?;
+            let doc = self.parse(&fetched.body)?;
+            let n = crate::convert::count_rows(self.rule, &doc) as u64;
+            rows_read += n;
+            let total = p
+                .total_path
+                .as_ref()
+                .and_then(|t| t.select_one(&doc).ok().flatten())
+                .and_then(crate::convert::to_f64);
+            cursor = p
+                .cursor_path
+                .as_ref()
+                .and_then(|c| c.select_one(&doc).ok().flatten())
+                .and_then(|v| match v {
+                    Value::String(s) if !s.is_empty() => Some(s.clone()),
+                    Value::Number(n) => Some(n.to_string()),
+                    _ => None,
+                });
+            docs.push(doc);
+            let more = match p.kind {
+                _ if n == 0 => false,
+                _ if total.is_some_and(|t| rows_read as f64 >= t) => false,
+                K::Page | K::Offset => p.size.as_ref().is_none_or(|(_, size)| n >= *size),
+                K::Cursor => cursor.is_some(),
+                K::Link => match fetched.next_link.as_deref() {
+                    None => false,
+                    Some(link) => {
+                        let url = req.url.join(link).map_err(|e| {
+                            QueryError::Render(format!(
+                                "rule '{}': the Link header's next URL is invalid: {e}",
+                                self.rule.id
+                            ))
+                        })?;
+                        let hp = crate::fetch::host_port(&url);
+                        if !self.instance.allowed_hosts.contains(&hp) {
+                            return Err(QueryError::Render(format!(
+                                "rule '{}': the Link header points to {hp}, which is neither \
+                                 the datasource host nor in jsonData.allowedHosts",
+                                self.rule.id
+                            )));
+                        }
+                        next_url = Some(url);
+                        true
+                    }
+                },
+            };
+            if !more {
+                return Ok((docs, notices));
+            }
+        }
+        notices.push(crate::frame::Notice {
+            severity: "warning",
+            text: format!(
+                "stopped after maxPages ({}) pages; the API has more data (raise request.pagination.maxPages)",
+                p.max_pages
+            ),
+        });
+        Ok((docs, notices))
+    }
+}
+
+/// Sets (replaces) a query parameter, or a top-level field of the JSON body.
+fn set_param(req: &mut crate::fetch::HttpRequest, name: &str, value: &str, in_body: bool) {
+    if in_body {
+        if let Some(body) = &req.body {
+            if let Ok(Value::Object(mut obj)) = serde_json::from_slice::<Value>(body) {
+                let v = value
+                    .parse::<i64>()
+                    .map_or_else(|_| Value::String(value.to_owned()), Value::from);
+                obj.insert(name.to_owned(), v);
+                req.body = Some(Value::Object(obj).to_string().into_bytes());
+            }
+        }
+        return;
+    }
+    let pairs: Vec<(String, String)> = req
+        .url
+        .query_pairs()
+        .filter(|(k, _)| k != name)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    req.url
+        .query_pairs_mut()
+        .clear()
+        .extend_pairs(pairs)
+        .append_pair(name, value);
 }
 
 fn parse_json(body: &[u8]) -> Result<Value, String> {
@@ -166,24 +447,45 @@ fn drop_large(doc: Value, body_len: usize) {
     drop(doc);
 }
 
-fn mask_fetch(instance: &Instance, e: crate::fetch::FetchError) -> crate::fetch::FetchError {
+fn mask_fetch(
+    instance: &Instance,
+    extra: &[String],
+    e: crate::fetch::FetchError,
+) -> crate::fetch::FetchError {
     use crate::fetch::FetchError as F;
+    let m = |t: &str| instance.mask_with(t, extra);
     match e {
         F::Connect { url, message } => F::Connect {
-            url,
-            message: instance.mask(&message),
+            url: m(&url),
+            message: m(&message),
         },
         F::Status { url, status, body } => F::Status {
-            url,
+            url: m(&url),
             status,
-            body: instance.mask(&body),
+            body: m(&body),
+        },
+        F::RateLimited {
+            url,
+            retry_after_secs,
+            body,
+        } => F::RateLimited {
+            url: m(&url),
+            retry_after_secs,
+            body: m(&body),
         },
         F::Body { url, message } => F::Body {
-            url,
-            message: instance.mask(&message),
+            url: m(&url),
+            message: m(&message),
         },
-        F::Request(m) => F::Request(instance.mask(&m)),
-        other => other,
+        F::Timeout { url, seconds } => F::Timeout {
+            url: m(&url),
+            seconds,
+        },
+        F::TooLarge { url, limit } => F::TooLarge {
+            url: m(&url),
+            limit,
+        },
+        F::Request(r) => F::Request(m(&r)),
     }
 }
 

@@ -167,12 +167,118 @@ pub struct Rule {
     pub params: Vec<Param>,
     /// Response mapping.
     pub response: ResponseSpec,
+    /// Pagination, if the API pages its results.
+    pub pagination: Option<PaginationSpec>,
     /// Cache TTL; zero = never cached.
     pub cache_ttl: Duration,
     /// Round `from` down / `to` up to this many seconds (0 = off).
     pub align_seconds: u64,
     /// Rule timeout (the datasource timeout applies when unset).
     pub timeout: Option<Duration>,
+}
+
+/// Compiled `request.pagination` (config.md §2.1).
+#[derive(Debug, Clone)]
+pub struct PaginationSpec {
+    /// The kind.
+    pub kind: crate::settings::PaginationKind,
+    /// Most pages fetched.
+    pub max_pages: u32,
+    /// Parameter (or body field) set per page (page/offset/cursor).
+    pub param: String,
+    /// True: set `param` in the JSON body instead of the query.
+    pub in_body: bool,
+    /// First page number / offset.
+    pub start: i64,
+    /// Size parameter (empty = not sent) and page size (page/offset).
+    pub size: Option<(String, u64)>,
+    /// Where the next cursor is (cursor).
+    pub cursor_path: Option<JsonPath>,
+    /// Where the total row count is.
+    pub total_path: Option<JsonPath>,
+}
+
+/// Default `maxPages` (config.md §2.1).
+pub const DEFAULT_MAX_PAGES: u32 = 10;
+
+fn compile_pagination(
+    rule: &str,
+    p: &crate::settings::PaginationConfig,
+    method: Method,
+    body: Option<&BodyTemplate>,
+) -> Result<PaginationSpec, SettingsError> {
+    use crate::settings::{PaginationKind as K, ParamLocation};
+    let max_pages = p.max_pages.unwrap_or(DEFAULT_MAX_PAGES);
+    if max_pages == 0 || max_pages > 1000 {
+        return Err(rule_err(
+            rule,
+            "'request.pagination.maxPages' must be between 1 and 1000",
+        ));
+    }
+    let in_body = p.location == Some(ParamLocation::Body);
+    if in_body && !matches!(body, Some(BodyTemplate::Json(JsonTemplate::Object(_)))) {
+        return Err(rule_err(
+            rule,
+            "'request.pagination.in: body' needs a mapping 'request.body' (sent as JSON)",
+        ));
+    }
+    if in_body && method == Method::Get {
+        return Err(rule_err(
+            rule,
+            "'request.pagination.in: body' needs method POST",
+        ));
+    }
+    let default_param = match p.kind {
+        K::Page => "page",
+        K::Offset => "offset",
+        K::Cursor => "cursor",
+        K::Link => "",
+    };
+    let param = p.param.clone().unwrap_or_else(|| default_param.to_owned());
+    let size = match (&p.size_param, p.size) {
+        (Some(name), Some(n)) if n > 0 => Some((name.clone(), n)),
+        (None, None) => None,
+        (None, Some(n)) if n > 0 => Some((String::new(), n)),
+        _ => {
+            return Err(rule_err(
+                rule,
+                "'request.pagination.size' must be a positive number (with 'sizeParam' naming \
+                 its parameter)",
+            ))
+        }
+    };
+    if p.kind == K::Offset && size.is_none() {
+        return Err(rule_err(
+            rule,
+            "'request.pagination' of type offset needs 'size' (the limit)",
+        ));
+    }
+    let cursor_path = p
+        .cursor_path
+        .as_deref()
+        .map(|t| compile_path(rule, "request.pagination.cursorPath", t))
+        .transpose()?;
+    if p.kind == K::Cursor && cursor_path.is_none() {
+        return Err(rule_err(
+            rule,
+            "'request.pagination' of type cursor needs 'cursorPath'",
+        ));
+    }
+    let total_path = p
+        .total_path
+        .as_deref()
+        .map(|t| compile_path(rule, "request.pagination.totalPath", t))
+        .transpose()?;
+    Ok(PaginationSpec {
+        kind: p.kind,
+        max_pages,
+        param,
+        in_body,
+        start: p.start.unwrap_or(if p.kind == K::Page { 1 } else { 0 }),
+        size,
+        cursor_path,
+        total_path,
+    })
 }
 
 /// Datasource-level inputs a rule compile needs.
@@ -240,17 +346,6 @@ impl Rule {
                 ))
             }
         };
-        if cfg
-            .request
-            .pagination
-            .as_ref()
-            .is_some_and(|p| !p.is_null())
-        {
-            return Err(rule_err(
-                &id,
-                "'request.pagination' is not supported by this version of RestBridge yet",
-            ));
-        }
         let params = compile_params(&id, &cfg.params)?;
         let declared: HashSet<&str> = params.iter().map(|p| p.name.as_str()).collect();
         let check = |key: &str, t: &Template| -> Result<(), SettingsError> {
@@ -324,6 +419,12 @@ impl Rule {
         };
 
         let response = compile_response(&id, &cfg.response)?;
+        let pagination = cfg
+            .request
+            .pagination
+            .as_ref()
+            .map(|p| compile_pagination(&id, p, method, body.as_ref()))
+            .transpose()?;
         let rule_cache = cfg.cache.as_ref();
         let ttl = rule_cache
             .and_then(|c| c.ttl_seconds)
@@ -354,6 +455,7 @@ impl Rule {
             body,
             params,
             response,
+            pagination,
             cache_ttl: Duration::from_secs(ttl),
             align_seconds,
             timeout,
@@ -505,6 +607,19 @@ fn compile_params(rule: &str, cfg: &[ParamConfig]) -> Result<Vec<Param>, Setting
         out.push(param);
     }
     Ok(out)
+}
+
+/// Compiles a JSON value whose string leaves are templates, parsing each with `parse`
+/// (which also checks what the template may reference); `key` is the key path for messages.
+///
+/// # Errors
+/// The first error `parse` returns.
+pub fn compile_json_template(
+    key: &str,
+    v: &Value,
+    parse: &dyn Fn(&str, &str) -> Result<Template, SettingsError>,
+) -> Result<JsonTemplate, SettingsError> {
+    compile_json_body(key, v, parse)
 }
 
 fn compile_json_body(

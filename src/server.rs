@@ -144,10 +144,9 @@ impl pluginv2::data_server::Data for Plugin {
         &self,
         request: Request<pluginv2::QueryDataRequest>,
     ) -> Result<Response<pluginv2::QueryDataResponse>, Status> {
-        let ctx = RequestContext {
-            deadline: grpc_timeout(request.metadata()),
-        };
+        let deadline = grpc_timeout(request.metadata());
         let req = request.into_inner();
+        let ctx = RequestContext::with_headers(deadline, &req.headers);
         let settings = settings_from_pb(req.plugin_context.as_ref()).map(Arc::new);
         let limit = Arc::new(Semaphore::new(QUERY_CONCURRENCY));
         let mut tasks = Vec::with_capacity(req.queries.len());
@@ -157,6 +156,7 @@ impl pluginv2::data_server::Data for Plugin {
             let instances = self.instances.clone();
             let settings = settings.clone();
             let limit = limit.clone();
+            let ctx = ctx.clone();
             let handle = tokio::spawn(async move {
                 let _permit = limit.acquire_owned().await.ok();
                 answer(instances, settings, query, ctx).await

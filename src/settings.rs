@@ -65,6 +65,24 @@ pub struct JsonData {
     /// Extra auth kinds beyond basic auth (config.md §1 `auth`).
     #[serde(default)]
     pub auth: Option<AuthConfig>,
+    /// Accept any server certificate (Grafana's `tlsSkipVerify`).
+    #[serde(default)]
+    pub tls_skip_verify: bool,
+    /// Present a client certificate (secure `tlsClientCert` + `tlsClientKey`, PEM).
+    #[serde(default)]
+    pub tls_auth: bool,
+    /// Trust only the CA in secure `tlsCACert` (PEM).
+    #[serde(default, rename = "tlsAuthWithCACert")]
+    pub tls_auth_with_ca_cert: bool,
+    /// TLS server name to verify instead of the URL's host.
+    #[serde(default)]
+    pub server_name: Option<String>,
+    /// Forward the Grafana user's `Authorization` / `X-Id-Token` (Grafana's "Forward OAuth Identity").
+    #[serde(default)]
+    pub oauth_pass_thru: bool,
+    /// Cookie names forwarded from Grafana.
+    #[serde(default)]
+    pub keep_cookies: Vec<String>,
     /// The rules (config.md §2); raw values, parsed one by one so errors name the rule.
     #[serde(default)]
     pub rules: Vec<Value>,
@@ -100,6 +118,49 @@ pub struct CacheConfig {
 pub enum AuthConfig {
     /// `Authorization: Bearer <secure bearerToken>`.
     Bearer,
+    /// OAuth2 client credentials (RFC 6749 §4.4): secure `clientSecret`; the token is cached,
+    /// refreshed before expiry and once on a 401.
+    #[serde(rename = "oauth2", rename_all = "camelCase")]
+    OAuth2 {
+        /// Token endpoint (absolute, or relative to the base URL).
+        token_url: String,
+        /// Client id.
+        client_id: String,
+        /// Scopes (sent space-separated).
+        #[serde(default)]
+        scopes: Vec<String>,
+        /// Extra form parameters of the token request.
+        #[serde(default)]
+        endpoint_params: BTreeMap<String, String>,
+    },
+    /// Log in once (POST a body to a login URL), reuse the token or cookie it returns until
+    /// it expires or a request gets 401, then log in again once (config.md §2.1).
+    #[serde(rename_all = "camelCase")]
+    Login {
+        /// Login URL, relative to the base URL (or absolute on an allowed host).
+        url: String,
+        /// `POST` (default) or `GET`.
+        #[serde(default)]
+        method: Option<String>,
+        /// Body: a mapping sent as JSON (string leaves may use `${__secure.KEY}`), or a string.
+        #[serde(default)]
+        body: Option<Value>,
+        /// JSONPath of the token in the login response.
+        #[serde(default)]
+        token_path: Option<String>,
+        /// Or: the name of a `Set-Cookie` cookie to reuse.
+        #[serde(default)]
+        cookie: Option<String>,
+        /// Header that carries the token on every rule request (default `Authorization`).
+        #[serde(default)]
+        header: Option<String>,
+        /// Text put before the token, e.g. `Bearer ` (default empty).
+        #[serde(default)]
+        prefix: Option<String>,
+        /// Reuse the token this long, seconds; 0 (default) = until a 401.
+        #[serde(default)]
+        ttl_seconds: Option<u64>,
+    },
     /// An API key from secure `apiKey`, in a header or a query parameter.
     #[serde(rename_all = "camelCase")]
     ApiKey {
@@ -186,9 +247,66 @@ pub struct RequestConfig {
     /// A string template, or a mapping sent as JSON (string leaves templated).
     #[serde(default)]
     pub body: Option<Value>,
-    /// Pagination (config.md §2.1); not supported yet, rejected with a clear error.
+    /// Pagination (config.md §2.1).
     #[serde(default)]
-    pub pagination: Option<Value>,
+    pub pagination: Option<PaginationConfig>,
+}
+
+/// `request.pagination` (config.md §2.1).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PaginationConfig {
+    /// `page`, `offset`, `cursor` or `link`.
+    #[serde(rename = "type")]
+    pub kind: PaginationKind,
+    /// Most pages fetched (default 10); reaching it adds a frame notice.
+    #[serde(default)]
+    pub max_pages: Option<u32>,
+    /// page/offset/cursor: the query parameter (or body field) to set.
+    #[serde(default)]
+    pub param: Option<String>,
+    /// `query` (default) or `body`.
+    #[serde(default, rename = "in")]
+    pub location: Option<ParamLocation>,
+    /// page: first page number (default 1); offset: first offset (default 0).
+    #[serde(default)]
+    pub start: Option<i64>,
+    /// page/offset: the parameter carrying the page size.
+    #[serde(default)]
+    pub size_param: Option<String>,
+    /// page/offset: the page size.
+    #[serde(default)]
+    pub size: Option<u64>,
+    /// cursor: JSONPath of the next cursor in each response.
+    #[serde(default)]
+    pub cursor_path: Option<String>,
+    /// Optional JSONPath of the total row count: stop once this many rows were read.
+    #[serde(default)]
+    pub total_path: Option<String>,
+}
+
+/// Pagination kinds (config.md §2.1).
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum PaginationKind {
+    /// Page number + size.
+    Page,
+    /// Offset + limit.
+    Offset,
+    /// A next-token read from each response.
+    Cursor,
+    /// `Link: <url>; rel="next"` response headers.
+    Link,
+}
+
+/// Where a pagination parameter goes.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ParamLocation {
+    /// The URL query.
+    Query,
+    /// A field of the JSON body.
+    Body,
 }
 
 /// A scalar YAML/JSON value used where a string is meant (`step: 60` → `"60"`).
