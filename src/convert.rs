@@ -669,14 +669,37 @@ fn shape(
             let multi = time_series(rule, tables, &label_fields, notices);
             vec![widen_time_series(rule, multi, notices)]
         }
-        Shape::Numeric => vec![merged(rule, tables, "numeric-long", [0, 1], true)],
-        Shape::NumericWide => vec![widen_numeric(
-            rule,
-            merged(rule, tables, "numeric-long", [0, 1], true),
-        )],
+        Shape::Numeric => vec![numeric_long(rule, tables, notices)],
+        Shape::NumericWide => vec![widen_numeric(rule, numeric_long(rule, tables, notices))],
         Shape::Table => vec![merged(rule, tables, "", [0, 0], false)],
         Shape::Logs => vec![logs(rule, tables, notices)],
     })
+}
+
+/// `numeric-long`: one row per item. Items must be told apart by their string dimensions
+/// (dataplane contract); with several rows and no string field, a `row` dimension (the row
+/// index) is added with a notice.
+fn numeric_long(rule: &Rule, tables: Vec<NodeTable>, notices: &mut Vec<Notice>) -> Frame {
+    let mut frame = merged(rule, tables, "numeric-long", [0, 1], true);
+    let rows = frame.rows();
+    if rows > 1
+        && !frame
+            .fields
+            .iter()
+            .any(|f| matches!(f.values, Column::String(_)))
+    {
+        let index = Column::String((0..rows).map(|i| Some(i.to_string())).collect());
+        frame.fields.insert(0, Field::new("row", index));
+        notices.push(Notice {
+            severity: "warning",
+            text: format!(
+                "{rows} numbers and no string field to tell them apart: added the field 'row' \
+                 (the row index) as their dimension; add a string field (e.g. path '@key' or \
+                 an id) to name them"
+            ),
+        });
+    }
+    frame
 }
 
 fn field_from_spec(spec: &FieldSpec, values: Column) -> Field {
@@ -701,6 +724,7 @@ fn time_series(
         .filter(|i| matches!(spec.fields[*i].kind, FieldType::Number | FieldType::Int))
         .collect();
     let mut dropped = 0usize;
+    let mut duplicates = 0usize;
     let mut frames = Vec::new();
     for table in tables {
         let Column::Time(times) = &table.columns[time_idx] else {
@@ -730,6 +754,18 @@ fn time_series(
         }
         for (labels, mut rows) in groups {
             rows.sort_by_key(|&r| times[r]);
+            // Dataplane forbids duplicate timestamps within a series: keep the last row of
+            // each timestamp (the sort is stable, so "last" is the API's order).
+            let before = rows.len();
+            let mut deduped: Vec<usize> = Vec::with_capacity(rows.len());
+            for r in rows {
+                match deduped.last_mut() {
+                    Some(last) if times[*last] == times[r] => *last = r,
+                    _ => deduped.push(r),
+                }
+            }
+            duplicates += before - deduped.len();
+            let rows = deduped;
             let time_col = table.columns[time_idx].take(&rows);
             for &vi in &value_idx {
                 let mut value = field_from_spec(&spec.fields[vi], table.columns[vi].take(&rows));
@@ -753,6 +789,14 @@ fn time_series(
             text: format!(
                 "{dropped} row(s) without a valid time in field '{}' were dropped",
                 spec.fields[time_idx].name
+            ),
+        });
+    }
+    if duplicates > 0 {
+        notices.push(Notice {
+            severity: "warning",
+            text: format!(
+                "{duplicates} row(s) repeated a timestamp within a series; the last value was kept"
             ),
         });
     }

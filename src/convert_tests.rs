@@ -454,3 +454,53 @@ fn every_shape_encodes() {
         }
     }
 }
+
+#[test]
+fn duplicate_timestamps_keep_the_last_value() {
+    let frames = run(
+        json!({"rows": "$[*]", "fields": [
+            {"name": "t", "path": "$.t", "type": "time"},
+            {"name": "v", "path": "$.v", "type": "number"}]}),
+        json!([{"t": 1704067200, "v": 1}, {"t": 1704067260, "v": 2}, {"t": 1704067200, "v": 3}]),
+    )
+    .unwrap();
+    let f = &frames[0];
+    assert_eq!(
+        f.fields[0].values,
+        Column::Time(vec![Some(T0), Some(T0 + 60_000_000_000)])
+    );
+    assert_eq!(nums(&f.fields[1].values), vec![Some(3.0), Some(2.0)]);
+    assert!(
+        f.notices
+            .iter()
+            .any(|n| n.text.contains("1 row(s) repeated a timestamp")),
+        "{:?}",
+        f.notices
+    );
+}
+
+#[test]
+fn numeric_rows_without_a_dimension_get_a_row_field() {
+    let frames = run(
+        json!({"rows": "$[*]", "fields": [{"name": "v", "path": "$", "type": "number"}]}),
+        json!([5, 6]),
+    )
+    .unwrap();
+    let f = &frames[0];
+    assert_eq!(f.fields[0].name, "row");
+    assert_eq!(
+        strs(&f.fields[0].values),
+        vec![Some("0".into()), Some("1".into())]
+    );
+    assert!(f
+        .notices
+        .iter()
+        .any(|n| n.text.contains("added the field 'row'")));
+    // A single number needs no dimension.
+    let frames = run(
+        json!({"fields": [{"name": "v", "path": "$.v", "type": "number"}]}),
+        json!({"v": 1}),
+    )
+    .unwrap();
+    assert_eq!(frames[0].fields.len(), 1);
+}

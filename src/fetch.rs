@@ -170,6 +170,8 @@ pub struct ClientOptions {
     pub ca_pem: Option<String>,
     /// `tlsClientCert` + `tlsClientKey` (PEM) when `tlsAuth`.
     pub client_identity_pem: Option<(String, String)>,
+    /// `serverName`: verify the certificate against this name instead of the URL's host.
+    pub server_name: Option<String>,
 }
 
 /// Most retries of one idempotent request (connect errors, 502/503/504, 429 with a fitting
@@ -298,6 +300,39 @@ impl Fetcher {
             .user_agent(concat!("RestBridge/", env!("CARGO_PKG_VERSION")))
             .redirect(policy)
             .pool_idle_timeout(Duration::from_secs(90));
+        if let Some(name) = opts.server_name.as_deref() {
+            let config = crate::tls::client_config(
+                name,
+                opts.tls_skip_verify,
+                opts.ca_pem.as_deref(),
+                opts.client_identity_pem
+                    .as_ref()
+                    .map(|(c, k)| (c.as_str(), k.as_str())),
+            )?;
+            builder = builder.tls_backend_preconfigured(config);
+        } else {
+            builder = Self::tls_options(builder, opts)?;
+        }
+        let client = builder.build().map_err(|e| format!("HTTP client: {e}"))?;
+        let cache = Cache::builder()
+            .max_capacity(opts.cache_bytes)
+            .weigher(|k: &String, v: &Cached| {
+                u32::try_from(k.len() + v.fetched.body.len() + 64).unwrap_or(u32::MAX)
+            })
+            .expire_after(PerEntryTtl)
+            .build();
+        Ok(Fetcher {
+            client,
+            cache,
+            max_body: opts.max_body,
+        })
+    }
+
+    /// TLS settings reqwest expresses itself (no `serverName`).
+    fn tls_options(
+        mut builder: reqwest::ClientBuilder,
+        opts: &ClientOptions,
+    ) -> Result<reqwest::ClientBuilder, String> {
         if opts.tls_skip_verify {
             builder = builder.tls_danger_accept_invalid_certs(true);
         }
@@ -318,19 +353,7 @@ impl Fetcher {
             })?;
             builder = builder.identity(id);
         }
-        let client = builder.build().map_err(|e| format!("HTTP client: {e}"))?;
-        let cache = Cache::builder()
-            .max_capacity(opts.cache_bytes)
-            .weigher(|k: &String, v: &Cached| {
-                u32::try_from(k.len() + v.fetched.body.len() + 64).unwrap_or(u32::MAX)
-            })
-            .expire_after(PerEntryTtl)
-            .build();
-        Ok(Fetcher {
-            client,
-            cache,
-            max_body: opts.max_body,
-        })
+        Ok(builder)
     }
 
     /// Fetches through the cache: a fresh entry is answered from memory; concurrent identical

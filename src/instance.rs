@@ -331,17 +331,6 @@ impl Instance {
         } else {
             None
         };
-        if jd
-            .server_name
-            .as_deref()
-            .is_some_and(|n| !n.trim().is_empty())
-        {
-            return Err(ds_err(
-                "serverName",
-                "is not supported by this version of RestBridge (the TLS name is the URL's host)"
-                    .into(),
-            ));
-        }
         let fetcher = Fetcher::new(&crate::fetch::ClientOptions {
             allowed_hosts: allowed_hosts.clone(),
             max_body,
@@ -349,6 +338,12 @@ impl Instance {
             tls_skip_verify: jd.tls_skip_verify,
             ca_pem,
             client_identity_pem,
+            server_name: jd
+                .server_name
+                .as_deref()
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(str::to_owned),
         })
         .map_err(|m| ds_err("tls", m))?;
         Ok(Instance {

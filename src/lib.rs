@@ -35,3 +35,4 @@ pub mod server;
 pub mod settings;
 pub mod template;
 pub mod timeparse;
+pub mod tls;

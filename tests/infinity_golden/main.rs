@@ -1,0 +1,8 @@
+//! infinity_golden conformance tests (see the module docs).
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+#[path = "../it/support/mod.rs"]
+mod support;
+
+mod replay;
+mod translate;
