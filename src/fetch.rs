@@ -153,6 +153,9 @@ pub struct Fetched {
     pub next_link: Option<String>,
     /// `Set-Cookie` header values (for the login flow).
     pub set_cookies: Vec<String>,
+    /// Set when this is a stale cache entry served because the upstream failed: the notice
+    /// text (config.md §1 `staleIfErrorSeconds`).
+    pub stale: Option<String>,
 }
 
 /// Transport options of one datasource's HTTP client (config.md §1 TLS keys).
@@ -231,10 +234,13 @@ pub fn next_link(value: &str) -> Option<String> {
     None
 }
 
+/// A cached answer: fresh for `fresh_for`, kept (for stale-if-error) for `keep_for`.
 #[derive(Clone)]
 struct Cached {
     fetched: Fetched,
-    ttl: Duration,
+    stored: std::time::Instant,
+    fresh_for: Duration,
+    keep_for: Duration,
 }
 
 struct PerEntryTtl;
@@ -246,9 +252,25 @@ impl Expiry<String, Cached> for PerEntryTtl {
         value: &Cached,
         _created_at: std::time::Instant,
     ) -> Option<Duration> {
-        Some(value.ttl)
+        Some(value.keep_for)
     }
 }
+
+/// How one request may use the cache (config.md §1 `cache`, protocol.md §4.3).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CachePolicy {
+    /// Time to live of a new entry; zero = do not store.
+    pub ttl: Duration,
+    /// Serve an entry this long past its TTL when the upstream fails (`staleIfErrorSeconds`).
+    pub stale_if_error: Duration,
+    /// Answer from a fresh entry (false for alert queries that want fresh data, or
+    /// `X-Cache-Skip`); concurrent identical requests are coalesced either way.
+    pub read: bool,
+}
+
+type Flight = futures_util::future::Shared<
+    futures_util::future::BoxFuture<'static, Result<Fetched, FetchError>>,
+>;
 
 /// Installs rustls' ring crypto provider once per process (reqwest is built with
 /// `rustls-no-provider`, libraries.md §1).
@@ -265,6 +287,8 @@ pub struct Fetcher {
     client: reqwest::Client,
     cache: Cache<String, Cached>,
     max_body: u64,
+    inflight: Arc<std::sync::Mutex<std::collections::HashMap<String, (u64, Flight)>>>,
+    next_flight: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for Fetcher {
@@ -317,7 +341,7 @@ impl Fetcher {
         let cache = Cache::builder()
             .max_capacity(opts.cache_bytes)
             .weigher(|k: &String, v: &Cached| {
-                u32::try_from(k.len() + v.fetched.body.len() + 64).unwrap_or(u32::MAX)
+                u32::try_from(k.len() + v.fetched.body.len() + 96).unwrap_or(u32::MAX)
             })
             .expire_after(PerEntryTtl)
             .build();
@@ -325,6 +349,8 @@ impl Fetcher {
             client,
             cache,
             max_body: opts.max_body,
+            inflight: Arc::default(),
+            next_flight: Arc::default(),
         })
     }
 
@@ -356,9 +382,12 @@ impl Fetcher {
         Ok(builder)
     }
 
-    /// Fetches through the cache: a fresh entry is answered from memory; concurrent identical
-    /// requests share one upstream call (and its error). `ttl` zero bypasses the cache.
-    /// `masked_url` is used in error messages. Errors are never cached.
+    /// Fetches through the cache. A fresh entry answers from memory (when `policy.read`);
+    /// otherwise concurrent identical requests share one upstream call and its result, error
+    /// included (coalescing also applies when the cache is off or skipped). Successful answers
+    /// are stored for `policy.ttl`; when the upstream fails and an entry is at most
+    /// `policy.stale_if_error` past its TTL, that entry is served with
+    /// [`Fetched::stale`] set. Errors are never cached.
     ///
     /// # Errors
     /// [`FetchError`] from the upstream call.
@@ -366,24 +395,89 @@ impl Fetcher {
         &self,
         req: &HttpRequest,
         masked_url: &str,
-        ttl: Duration,
+        policy: CachePolicy,
         timeout: Duration,
     ) -> Result<Fetched, FetchError> {
-        if ttl.is_zero() {
-            return self.fetch_uncached(req, masked_url, timeout).await;
-        }
+        let metrics = crate::metrics::global();
         let key = req.cache_key();
-        self.cache
-            .try_get_with(key, async {
-                let fetched = self.fetch_uncached(req, masked_url, timeout).await?;
-                Ok::<_, FetchError>(Cached { fetched, ttl })
-            })
-            .await
-            .map(|c| c.fetched)
-            .map_err(|e: Arc<FetchError>| (*e).clone())
+        if policy.read && !policy.ttl.is_zero() {
+            if let Some(e) = self.cache.get(&key).await {
+                if e.stored.elapsed() < e.fresh_for {
+                    metrics.cache_event("hit");
+                    return Ok(e.fetched);
+                }
+            }
+        }
+        let (id, flight, leader) = {
+            let mut map = self
+                .inflight
+                .lock()
+                .map_err(|_| FetchError::Request("internal: coalescing lock poisoned".into()))?;
+            match map.get(&key) {
+                Some((id, f)) => (*id, f.clone(), false),
+                None => {
+                    use futures_util::FutureExt;
+                    let this = self.clone();
+                    let req = req.clone();
+                    let masked = masked_url.to_owned();
+                    let fut = async move { this.fetch_uncached(&req, &masked, timeout).await }
+                        .boxed()
+                        .shared();
+                    let id = self
+                        .next_flight
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    map.insert(key.clone(), (id, fut.clone()));
+                    (id, fut, true)
+                }
+            }
+        };
+        metrics.cache_event(if leader { "miss" } else { "coalesced" });
+        let result = flight.await;
+        if let Ok(mut map) = self.inflight.lock() {
+            if map.get(&key).is_some_and(|(i, _)| *i == id) {
+                map.remove(&key);
+            }
+        }
+        match result {
+            Ok(fetched) => {
+                if leader && !policy.ttl.is_zero() {
+                    let entry = Cached {
+                        fetched: fetched.clone(),
+                        stored: std::time::Instant::now(),
+                        fresh_for: policy.ttl,
+                        keep_for: policy.ttl + policy.stale_if_error,
+                    };
+                    self.cache.insert(key, entry).await;
+                }
+                Ok(fetched)
+            }
+            Err(e) => {
+                if !policy.stale_if_error.is_zero() {
+                    if let Some(entry) = self.cache.get(&key).await {
+                        let age = entry.stored.elapsed();
+                        if age <= entry.fresh_for + policy.stale_if_error {
+                            metrics.cache_event("stale");
+                            let mut fetched = entry.fetched;
+                            fetched.stale = Some(format!(
+                                "stale data: the upstream failed ({e}); serving the answer \
+                                 cached {} s ago (staleIfErrorSeconds)",
+                                age.as_secs()
+                            ));
+                            return Ok(fetched);
+                        }
+                    }
+                }
+                Err(e)
+            }
+        }
     }
 
-    /// Drops a cached answer (used after a 401 made a credential refresh necessary).
+    /// Bytes held by this instance's cache (weighted size).
+    pub fn cache_bytes(&self) -> u64 {
+        self.cache.weighted_size()
+    }
+
+    /// Drops a cached answer.
     pub async fn invalidate(&self, req: &HttpRequest) {
         self.cache.invalidate(&req.cache_key()).await;
     }
@@ -449,6 +543,33 @@ impl Fetcher {
     }
 
     async fn call(
+        &self,
+        req: &HttpRequest,
+        masked_url: &str,
+        timeout: Duration,
+    ) -> Result<Fetched, FetchError> {
+        let metrics = crate::metrics::global();
+        metrics.inflight.inc();
+        let started = std::time::Instant::now();
+        let result = self.call_inner(req, masked_url, timeout).await;
+        metrics.inflight.dec();
+        let status = match &result {
+            Ok(_) => "2xx".to_owned(),
+            Err(FetchError::Status { status, .. }) => status.to_string(),
+            Err(FetchError::RateLimited { .. }) => "429".to_owned(),
+            Err(FetchError::Timeout { .. }) => "timeout".to_owned(),
+            Err(FetchError::TooLarge { .. }) => "too_large".to_owned(),
+            Err(_) => "error".to_owned(),
+        };
+        metrics.upstream(
+            &host_port(&req.url),
+            &status,
+            started.elapsed().as_secs_f64(),
+        );
+        result
+    }
+
+    async fn call_inner(
         &self,
         req: &HttpRequest,
         masked_url: &str,
@@ -564,6 +685,7 @@ impl Fetcher {
             body: Bytes::from(buf),
             next_link,
             set_cookies,
+            stale: None,
         })
     }
 }

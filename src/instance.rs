@@ -635,6 +635,16 @@ pub struct Instances {
 }
 
 impl Instances {
+    /// Bytes held by the response caches of every compiled instance.
+    pub fn cache_bytes(&self) -> u64 {
+        self.map.lock().map_or(0, |map| {
+            map.values()
+                .filter_map(|(_, i)| i.as_ref().as_ref().ok())
+                .map(|i| i.fetcher.cache_bytes())
+                .sum()
+        })
+    }
+
     /// The compiled instance for these settings (compiled at most once per version).
     /// A compile error is cached too, so every query of that version gets it at once.
     pub fn get(&self, s: &DataSourceSettings) -> CompiledInstance {

@@ -25,6 +25,7 @@ pub mod handshake;
 pub mod instance;
 pub mod jsonpath;
 pub mod logging;
+pub mod metrics;
 pub mod pb;
 pub mod pipeline;
 pub mod plugin;

@@ -34,6 +34,10 @@ pub struct RequestContext {
     /// Forwardable HTTP headers of the Grafana request (protocol.md §4.3): `Authorization`,
     /// `X-Id-Token`, `Cookie` (names as Grafana sent them, `http_` prefix removed).
     pub forwarded: Vec<(String, String)>,
+    /// The query comes from alerting (`FromAlert: true`, protocol.md §4.3).
+    pub from_alert: bool,
+    /// Grafana asked not to answer from a cache (`X-Cache-Skip: true`).
+    pub cache_skip: bool,
 }
 
 impl RequestContext {
@@ -45,7 +49,16 @@ impl RequestContext {
         headers: impl IntoIterator<Item = (&'a String, &'a String)>,
     ) -> RequestContext {
         let mut forwarded = Vec::new();
+        let mut from_alert = false;
+        let mut cache_skip = false;
         for (k, v) in headers {
+            if k.eq_ignore_ascii_case("FromAlert") {
+                from_alert |= v.trim().eq_ignore_ascii_case("true");
+            }
+            if k.eq_ignore_ascii_case("X-Cache-Skip") || k.eq_ignore_ascii_case("http_X-Cache-Skip")
+            {
+                cache_skip |= v.trim().eq_ignore_ascii_case("true");
+            }
             let name = k.strip_prefix("http_").unwrap_or(k);
             if ["authorization", "x-id-token", "cookie"]
                 .iter()
@@ -60,6 +73,8 @@ impl RequestContext {
         RequestContext {
             deadline,
             forwarded,
+            from_alert,
+            cache_skip,
         }
     }
 }
@@ -168,14 +183,25 @@ pub async fn run_rule(
     let mut extra_secrets: Vec<String> = Vec::new();
     forward_identity(instance, &ctx, &mut request, &mut extra_secrets);
     let started = tokio::time::Instant::now();
+    // Alert queries (and X-Cache-Skip) want fresh data unless the rule says otherwise;
+    // identical concurrent calls are still coalesced (protocol.md §4.3).
+    let skip_cache = (ctx.from_alert || ctx.cache_skip) && !rule.alert_from_cache;
+    let policy = crate::fetch::CachePolicy {
+        ttl: rule.cache_ttl,
+        stale_if_error: rule.stale_if_error,
+        read: !skip_cache,
+    };
     let mut fetch = Fetch {
         instance,
         rule,
         timeout,
         started,
         extra_secrets,
+        policy,
+        notices: Vec::new(),
     };
-    let (docs, notices) = fetch.pages(request, &masked_url).await?;
+    let (docs, mut notices) = fetch.pages(request, &masked_url).await?;
+    notices.splice(0..0, fetch.notices.drain(..));
     let refs: Vec<&Value> = docs.iter().collect();
     let frames = crate::convert::convert_pages(rule, &refs, Some(masked_url), notices)?;
     let total: usize = docs.len();
@@ -234,6 +260,9 @@ struct Fetch<'a> {
     timeout: Duration,
     started: tokio::time::Instant,
     extra_secrets: Vec<String>,
+    policy: crate::fetch::CachePolicy,
+    /// Notices gathered while fetching (stale answers).
+    notices: Vec<crate::frame::Notice>,
 }
 
 impl Fetch<'_> {
@@ -255,8 +284,9 @@ impl Fetch<'_> {
             return self
                 .instance
                 .fetcher
-                .fetch(request, masked_url, self.rule.cache_ttl, self.remaining())
+                .fetch(request, masked_url, self.policy, self.remaining())
                 .await
+                .map(|f| self.note_stale(f))
                 .map_err(|e| self.mask_err(e));
         };
         let mut retried = false;
@@ -277,8 +307,9 @@ impl Fetch<'_> {
             match self
                 .instance
                 .fetcher
-                .fetch(&req, masked_url, self.rule.cache_ttl, self.remaining())
+                .fetch(&req, masked_url, self.policy, self.remaining())
                 .await
+                .map(|f| self.note_stale(f))
             {
                 Err(crate::fetch::FetchError::Status { status: 401, .. }) if !retried => {
                     tracing::debug!(rule = %self.rule.id, "Upstream answered 401; renewing the credential once.");
@@ -289,6 +320,18 @@ impl Fetch<'_> {
                 Ok(f) => return Ok(f),
             }
         }
+    }
+
+    /// Turns a stale answer's note into a frame notice (secrets masked).
+    fn note_stale(&mut self, f: crate::fetch::Fetched) -> crate::fetch::Fetched {
+        if let Some(note) = &f.stale {
+            let text = self.instance.mask_with(note, &self.extra_secrets);
+            self.notices.push(crate::frame::Notice {
+                severity: "warning",
+                text,
+            });
+        }
+        f
     }
 
     fn parse(&self, body: &[u8]) -> Result<Value, QueryError> {

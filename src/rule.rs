@@ -173,6 +173,10 @@ pub struct Rule {
     pub cache_ttl: Duration,
     /// Round `from` down / `to` up to this many seconds (0 = off).
     pub align_seconds: u64,
+    /// Serve a cached answer this long past its TTL when the upstream fails.
+    pub stale_if_error: Duration,
+    /// Alert queries may be answered from the cache (`cache.alertQueries: cached`).
+    pub alert_from_cache: bool,
     /// Rule timeout (the datasource timeout applies when unset).
     pub timeout: Option<Duration>,
 }
@@ -434,6 +438,14 @@ impl Rule {
             .and_then(|c| c.align_seconds)
             .or(ctx.cache_defaults.and_then(|c| c.align_seconds))
             .unwrap_or(0);
+        let stale_if_error = rule_cache
+            .and_then(|c| c.stale_if_error_seconds)
+            .or(ctx.cache_defaults.and_then(|c| c.stale_if_error_seconds))
+            .unwrap_or(0);
+        let alert_from_cache = rule_cache
+            .and_then(|c| c.alert_queries)
+            .or(ctx.cache_defaults.and_then(|c| c.alert_queries))
+            == Some(crate::settings::AlertCacheMode::Cached);
         if rule_cache.is_some_and(|c| c.max_bytes.is_some()) {
             return Err(rule_err(
                 &id,
@@ -458,6 +470,8 @@ impl Rule {
             pagination,
             cache_ttl: Duration::from_secs(ttl),
             align_seconds,
+            stale_if_error: Duration::from_secs(stale_if_error),
+            alert_from_cache,
             timeout,
         })
     }

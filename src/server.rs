@@ -108,6 +108,7 @@ async fn answer(
     query: DataQuery,
     ctx: RequestContext,
 ) -> pluginv2::DataResponse {
+    let mut rule_label = "unknown".to_owned();
     let result = async {
         let settings = settings.ok_or_else(|| {
             QueryError::BadQuery("the request carries no datasource settings".into())
@@ -117,6 +118,14 @@ async fn answer(
             Ok(i) => i,
             Err(e) => return Err(QueryError::Settings(e.to_string())),
         };
+        // Metric label: a configured rule id only (a query's free text would be unbounded).
+        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&query.json) {
+            if let Some(id) = v.get("rule").and_then(|r| r.as_str()) {
+                if instance.rules.contains_key(id) {
+                    id.clone_into(&mut rule_label);
+                }
+            }
+        }
         let frames = crate::pipeline::run(instance, &query, ctx).await?;
         frames
             .iter()
@@ -125,6 +134,10 @@ async fn answer(
             .map_err(QueryError::from)
     }
     .await;
+    crate::metrics::global().query(
+        &rule_label,
+        result.as_ref().map_or_else(QueryError::status, |_| 200),
+    );
     match result {
         Ok(frames) => pluginv2::DataResponse {
             frames,
@@ -305,9 +318,11 @@ impl pluginv2::diagnostics_server::Diagnostics for Plugin {
         &self,
         _request: Request<pluginv2::CollectMetricsRequest>,
     ) -> Result<Response<pluginv2::CollectMetricsResponse>, Status> {
+        let metrics = crate::metrics::global();
+        metrics.set_cache_bytes(self.instances.cache_bytes());
         Ok(Response::new(pluginv2::CollectMetricsResponse {
             metrics: Some(pluginv2::collect_metrics_response::Payload {
-                prometheus: Vec::new(),
+                prometheus: metrics.encode().into_bytes(),
             }),
         }))
     }

@@ -110,6 +110,20 @@ pub struct CacheConfig {
     /// Round `from` down and `to` up to multiples of this many seconds before rendering.
     #[serde(default)]
     pub align_seconds: Option<u64>,
+    /// Alert queries (`FromAlert`): `fresh` (default: skip the cache, still coalesce) or
+    /// `cached` (serve from the cache like dashboards).
+    #[serde(default)]
+    pub alert_queries: Option<AlertCacheMode>,
+}
+
+/// How alert queries use the cache (protocol.md §4.3 `FromAlert`, `X-Cache-Skip`).
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertCacheMode {
+    /// Never answer an alert query from the cache (identical concurrent calls still coalesce).
+    Fresh,
+    /// Answer alert queries from the cache like dashboard queries.
+    Cached,
 }
 
 /// `jsonData.auth` (config.md §1): auth kinds beyond Grafana's basic auth.

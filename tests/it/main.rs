@@ -2,6 +2,7 @@
 //! upstreams on 127.0.0.1 (stubs and a real Prometheus), real Arrow decoding.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod cache;
 mod cli;
 mod jsonpath_cts;
 mod plugin_process;
