@@ -5,6 +5,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
     let fds = protox::compile(["backend.proto", "goplugin.proto"], ["proto"])?;
     tonic_prost_build::configure()
+        // Encoded frames are shared with the answer cache without copying.
+        .bytes(".pluginv2.DataResponse.frames")
         .build_client(true)
         .build_server(true)
         .compile_fds(fds)?;

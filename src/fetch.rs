@@ -156,6 +156,8 @@ pub struct Fetched {
     /// Set when this is a stale cache entry served because the upstream failed: the notice
     /// text (config.md §1 `staleIfErrorSeconds`).
     pub stale: Option<String>,
+    /// Until when this answer counts as fresh (`None`: not cacheable — TTL 0 or stale).
+    pub fresh_until: Option<std::time::Instant>,
 }
 
 /// Transport options of one datasource's HTTP client (config.md §1 TLS keys).
@@ -404,7 +406,9 @@ impl Fetcher {
             if let Some(e) = self.cache.get(&key).await {
                 if e.stored.elapsed() < e.fresh_for {
                     metrics.cache_event("hit");
-                    return Ok(e.fetched);
+                    let mut fetched = e.fetched;
+                    fetched.fresh_until = Some(e.stored + e.fresh_for);
+                    return Ok(fetched);
                 }
             }
         }
@@ -439,7 +443,10 @@ impl Fetcher {
             }
         }
         match result {
-            Ok(fetched) => {
+            Ok(mut fetched) => {
+                if !policy.ttl.is_zero() {
+                    fetched.fresh_until = Some(std::time::Instant::now() + policy.ttl);
+                }
                 if leader && !policy.ttl.is_zero() {
                     let entry = Cached {
                         fetched: fetched.clone(),
@@ -458,6 +465,7 @@ impl Fetcher {
                         if age <= entry.fresh_for + policy.stale_if_error {
                             metrics.cache_event("stale");
                             let mut fetched = entry.fetched;
+                            fetched.fresh_until = None;
                             fetched.stale = Some(format!(
                                 "stale data: the upstream failed ({e}); serving the answer \
                                  cached {} s ago (staleIfErrorSeconds)",
@@ -686,6 +694,7 @@ impl Fetcher {
             next_link,
             set_cookies,
             stale: None,
+            fresh_until: None,
         })
     }
 }

@@ -16,6 +16,28 @@ use crate::template::{Position, RenderContext};
 /// The mask that replaces secrets in every message, frame and log line (config.md §1).
 pub const MASK: &str = "***";
 
+/// A cached query answer: encoded frames of one rule × rendered request × refId.
+#[derive(Debug)]
+pub struct Answer {
+    /// Arrow IPC files, as sent in `DataResponse.frames`.
+    pub frames: Vec<bytes::Bytes>,
+    /// Fresh until then (never later than the underlying response's freshness).
+    pub fresh_until: std::time::Instant,
+}
+
+struct AnswerExpiry;
+
+impl moka::Expiry<String, std::sync::Arc<Answer>> for AnswerExpiry {
+    fn expire_after_create(
+        &self,
+        _key: &String,
+        value: &std::sync::Arc<Answer>,
+        created_at: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(value.fresh_until.saturating_duration_since(created_at))
+    }
+}
+
 /// A compiled datasource: rules, HTTP client and cache, secrets.
 #[derive(Debug)]
 pub struct Instance {
@@ -27,6 +49,9 @@ pub struct Instance {
     pub rules: BTreeMap<String, Rule>,
     /// HTTP client + cache.
     pub fetcher: Fetcher,
+    /// Encoded answers (see [`crate::pipeline::run_encoded`]); `None` when switched off with
+    /// `RESTBRIDGE_ANSWER_CACHE=off` (a benchmarking switch).
+    pub answers: Option<moka::future::Cache<String, std::sync::Arc<Answer>>>,
     /// Datasource timeout.
     pub timeout: Duration,
     /// `host:port` an absolute rule URL (or a redirect) may reach: the base host + allowedHosts.
@@ -331,10 +356,26 @@ impl Instance {
         } else {
             None
         };
+        // The byte budget is split: half for response bodies, half for encoded answers.
+        let answers =
+            (std::env::var("RESTBRIDGE_ANSWER_CACHE").as_deref() != Ok("off")).then(|| {
+                moka::future::Cache::builder()
+                    .max_capacity(cache_bytes / 2)
+                    .weigher(|k: &String, v: &std::sync::Arc<Answer>| {
+                        let bytes: usize = v.frames.iter().map(bytes::Bytes::len).sum();
+                        u32::try_from(k.len() + bytes + 64).unwrap_or(u32::MAX)
+                    })
+                    .expire_after(AnswerExpiry)
+                    .build()
+            });
         let fetcher = Fetcher::new(&crate::fetch::ClientOptions {
             allowed_hosts: allowed_hosts.clone(),
             max_body,
-            cache_bytes,
+            cache_bytes: if answers.is_some() {
+                cache_bytes / 2
+            } else {
+                cache_bytes
+            },
             tls_skip_verify: jd.tls_skip_verify,
             ca_pem,
             client_identity_pem,
@@ -351,6 +392,7 @@ impl Instance {
             base,
             rules,
             fetcher,
+            answers,
             timeout,
             allowed_hosts,
             health_check: jd.health_check,
@@ -640,7 +682,12 @@ impl Instances {
         self.map.lock().map_or(0, |map| {
             map.values()
                 .filter_map(|(_, i)| i.as_ref().as_ref().ok())
-                .map(|i| i.fetcher.cache_bytes())
+                .map(|i| {
+                    i.fetcher.cache_bytes()
+                        + i.answers
+                            .as_ref()
+                            .map_or(0, moka::future::Cache::weighted_size)
+                })
                 .sum()
         })
     }

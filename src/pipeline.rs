@@ -149,6 +149,75 @@ pub async fn run_rule(
     query: &DataQuery,
     ctx: RequestContext,
 ) -> Result<Vec<Frame>, QueryError> {
+    let prepared = prepare(instance, rule_id, params, query, &ctx)?;
+    fetch_and_convert(instance, prepared)
+        .await
+        .map(|(frames, _)| frames)
+}
+
+/// Runs a query and returns its frames encoded as Arrow IPC files (what QueryData sends),
+/// answering from the instance's answer cache when a fresh entry exists for the same rule,
+/// rendered request and refId: a hit costs a lookup and reference-count increments.
+///
+/// # Errors
+/// As [`run`]; frame encoding failures are [`QueryError::Frame`].
+pub async fn run_encoded(
+    instance: &Instance,
+    query: &DataQuery,
+    ctx: RequestContext,
+) -> Result<Vec<bytes::Bytes>, QueryError> {
+    let model = parse_model(&query.json)?;
+    let prepared = prepare(instance, &model.rule, &model.params, query, &ctx)?;
+    let use_answers = instance.answers.is_some() && !prepared.policy.ttl.is_zero();
+    let key = use_answers.then(|| {
+        let mut k = prepared.request.cache_key();
+        k.push('\0');
+        k.push_str(&prepared.rule.id);
+        k.push('\0');
+        k.push_str(&query.ref_id);
+        k
+    });
+    if let (Some(answers), Some(key), true) = (&instance.answers, &key, prepared.policy.read) {
+        if let Some(hit) = answers.get(key).await {
+            if std::time::Instant::now() < hit.fresh_until {
+                crate::metrics::global().cache_event("hit");
+                return Ok(hit.frames.clone());
+            }
+        }
+    }
+    let (frames, fresh_until) = fetch_and_convert(instance, prepared).await?;
+    let encoded = frames
+        .iter()
+        .map(|f| f.encode(&query.ref_id).map(bytes::Bytes::from))
+        .collect::<Result<Vec<_>, _>>()?;
+    if let (Some(answers), Some(key), Some(until)) = (&instance.answers, key, fresh_until) {
+        let answer = crate::instance::Answer {
+            frames: encoded.clone(),
+            fresh_until: until,
+        };
+        answers.insert(key, std::sync::Arc::new(answer)).await;
+    }
+    Ok(encoded)
+}
+
+/// A query rendered and ready to fetch.
+struct Prepared<'a> {
+    rule: &'a crate::rule::Rule,
+    request: crate::fetch::HttpRequest,
+    masked_url: String,
+    extra_secrets: Vec<String>,
+    policy: crate::fetch::CachePolicy,
+    timeout: Duration,
+}
+
+/// Rule lookup, params, time alignment, rendering, forwarded identity and cache policy.
+fn prepare<'a>(
+    instance: &'a Instance,
+    rule_id: &str,
+    params: &serde_json::Map<String, Value>,
+    query: &DataQuery,
+    ctx: &RequestContext,
+) -> Result<Prepared<'a>, QueryError> {
     let Some(rule) = instance.rules.get(rule_id) else {
         let known = instance.rule_ids();
         return Err(QueryError::BadQuery(format!(
@@ -179,10 +248,9 @@ pub async fn run_rule(
     if let Some(d) = ctx.deadline {
         timeout = timeout.min(d);
     }
-    // Per-request secrets: the forwarded identity (and run-time tokens, added below).
+    // Per-request secrets: the forwarded identity (and run-time tokens, added later).
     let mut extra_secrets: Vec<String> = Vec::new();
-    forward_identity(instance, &ctx, &mut request, &mut extra_secrets);
-    let started = tokio::time::Instant::now();
+    forward_identity(instance, ctx, &mut request, &mut extra_secrets);
     // Alert queries (and X-Cache-Skip) want fresh data unless the rule says otherwise;
     // identical concurrent calls are still coalesced (protocol.md §4.3).
     let skip_cache = (ctx.from_alert || ctx.cache_skip) && !rule.alert_from_cache;
@@ -191,24 +259,48 @@ pub async fn run_rule(
         stale_if_error: rule.stale_if_error,
         read: !skip_cache,
     };
+    Ok(Prepared {
+        rule,
+        request,
+        masked_url,
+        extra_secrets,
+        policy,
+        timeout,
+    })
+}
+
+/// Fetches every page and converts: the frames, and until when they are fresh (`None` when
+/// not cacheable: TTL 0 or a stale answer).
+async fn fetch_and_convert(
+    instance: &Instance,
+    p: Prepared<'_>,
+) -> Result<(Vec<Frame>, Option<std::time::Instant>), QueryError> {
+    let rule = p.rule;
     let mut fetch = Fetch {
         instance,
         rule,
-        timeout,
-        started,
-        extra_secrets,
-        policy,
+        timeout: p.timeout,
+        started: tokio::time::Instant::now(),
+        extra_secrets: p.extra_secrets,
+        policy: p.policy,
         notices: Vec::new(),
+        fresh_until: None,
+        uncacheable: false,
     };
-    let (docs, mut notices) = fetch.pages(request, &masked_url).await?;
+    let (docs, mut notices) = fetch.pages(p.request, &p.masked_url).await?;
     notices.splice(0..0, fetch.notices.drain(..));
     let refs: Vec<&Value> = docs.iter().collect();
-    let frames = crate::convert::convert_pages(rule, &refs, Some(masked_url), notices)?;
+    let frames = crate::convert::convert_pages(rule, &refs, Some(p.masked_url), notices)?;
     let total: usize = docs.len();
     for doc in docs {
         drop_large(doc, total);
     }
-    Ok(frames)
+    let fresh_until = if fetch.uncacheable {
+        None
+    } else {
+        fetch.fresh_until
+    };
+    Ok((frames, fresh_until))
 }
 
 /// Adds the Grafana user's identity when the datasource forwards it (`oauthPassThru`,
@@ -263,6 +355,10 @@ struct Fetch<'a> {
     policy: crate::fetch::CachePolicy,
     /// Notices gathered while fetching (stale answers).
     notices: Vec<crate::frame::Notice>,
+    /// The earliest `fresh_until` of the pages fetched.
+    fresh_until: Option<std::time::Instant>,
+    /// A page was not cacheable (TTL 0 or stale).
+    uncacheable: bool,
 }
 
 impl Fetch<'_> {
@@ -324,6 +420,12 @@ impl Fetch<'_> {
 
     /// Turns a stale answer's note into a frame notice (secrets masked).
     fn note_stale(&mut self, f: crate::fetch::Fetched) -> crate::fetch::Fetched {
+        match f.fresh_until {
+            None => self.uncacheable = true,
+            Some(u) => {
+                self.fresh_until = Some(self.fresh_until.map_or(u, |cur| cur.min(u)));
+            }
+        }
         if let Some(note) = &f.stale {
             let text = self.instance.mask_with(note, &self.extra_secrets);
             self.notices.push(crate::frame::Notice {

@@ -126,12 +126,7 @@ async fn answer(
                 }
             }
         }
-        let frames = crate::pipeline::run(instance, &query, ctx).await?;
-        frames
-            .iter()
-            .map(|f| f.encode(&query.ref_id))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(QueryError::from)
+        crate::pipeline::run_encoded(instance, &query, ctx).await
     }
     .await;
     crate::metrics::global().query(
