@@ -202,6 +202,7 @@ impl TokenProvider {
                     max_data_points: 0,
                     secrets,
                     mask_secrets: false,
+                    timezone: None,
                 };
                 let mut headers = vec![("Accept".to_owned(), "application/json".to_owned())];
                 let body = match body.as_deref() {

@@ -87,15 +87,44 @@ fn select_nodes<'a>(path: &NodePath, root: &'a Value) -> Vec<Node<'a>> {
 
 /// Conversion failures of one field: count and first bad value (for the notice).
 #[derive(Default)]
-struct BadValues {
-    count: usize,
-    first: Option<String>,
+pub(crate) struct BadValues {
+    pub(crate) count: usize,
+    pub(crate) first: Option<String>,
+}
+
+impl BadValues {
+    /// Counts one value that did not convert; the first one is kept (as compact JSON, cut
+    /// at 64 bytes) for the notice.
+    pub(crate) fn record(&mut self, v: Option<&Value>) {
+        self.count += 1;
+        if self.first.is_none() {
+            let mut text = v.map(Value::to_string).unwrap_or_default();
+            if text.len() > 64 {
+                let mut cut = 64;
+                while !text.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                text.truncate(cut);
+                text.push('…');
+            }
+            self.first = Some(text);
+        }
+    }
+
+    /// Adds the failures of a later frame node (its first bad value counts only when this
+    /// one has none yet).
+    pub(crate) fn merge(&mut self, later: BadValues) {
+        self.count += later.count;
+        if self.first.is_none() {
+            self.first = later.first;
+        }
+    }
 }
 
 /// The typed table of one frame node.
-struct NodeTable {
-    labels: BTreeMap<String, String>,
-    columns: Vec<Column>,
+pub(crate) struct NodeTable {
+    pub(crate) labels: BTreeMap<String, String>,
+    pub(crate) columns: Vec<Column>,
 }
 
 /// Turns a parsed JSON document into the frames of `rule` (name = rule id).
@@ -134,7 +163,9 @@ pub fn convert_pages(
     let Some(first_doc) = docs.first() else {
         return Ok(Vec::new());
     };
-    let zones = resolve_zones(spec, first_doc, &mut notices);
+    let zones = resolve_zones_by(spec, &mut notices, |p| {
+        p.select_one(first_doc).ok().flatten()
+    });
     let mut bad: Vec<BadValues> = spec.fields.iter().map(|_| BadValues::default()).collect();
     let mut tables: Vec<NodeTable> = Vec::new();
     for (page, doc) in docs.iter().enumerate() {
@@ -151,7 +182,7 @@ pub fn convert_pages(
             let columns = match &spec.rows {
                 Some(rows_path) => {
                     let rows = select_nodes(rows_path, node.value);
-                    row_mode(spec, &rows, &zones, &mut bad).map_err(&mismatch)?
+                    row_mode(spec, node.value, &rows, &zones, &mut bad).map_err(&mismatch)?
                 }
                 None => column_mode(spec, node, &zones, &mut bad).map_err(&mismatch)?,
             };
@@ -169,7 +200,24 @@ pub fn convert_pages(
             }
         }
     }
-    for (f, b) in spec.fields.iter().zip(&bad) {
+    finish(rule, tables, &bad, notices, executed_query)
+}
+
+/// The end of a conversion, shared with the fast path (`convert_fast`): one notice per field
+/// with bad values, then shaping, then `executedQueryString` and the notices on the first
+/// frame (an empty frame carries them when there are no frames).
+///
+/// # Errors
+/// [`ConvertError::Shape`] when a forced `format` is impossible.
+pub(crate) fn finish(
+    rule: &Rule,
+    tables: Vec<NodeTable>,
+    bad: &[BadValues],
+    mut notices: Vec<Notice>,
+    executed_query: Option<String>,
+) -> Result<Vec<Frame>, ConvertError> {
+    let spec = &rule.response;
+    for (f, b) in spec.fields.iter().zip(bad) {
         if b.count > 0 {
             notices.push(Notice {
                 severity: "warning",
@@ -238,18 +286,19 @@ fn type_word(k: FieldType) -> &'static str {
     }
 }
 
-/// Zones per field: fixed, or read once from the response (`${__response.PATH}`).
-fn resolve_zones(
+/// Zones per field: fixed, or read once from the response (`${__response.PATH}`);
+/// `select` gives the value a zone path selects (none when it selects nothing or several).
+pub(crate) fn resolve_zones_by<'v>(
     spec: &ResponseSpec,
-    doc: &Value,
     notices: &mut Vec<Notice>,
+    mut select: impl FnMut(&crate::jsonpath::JsonPath) -> Option<&'v Value>,
 ) -> Vec<jiff::tz::TimeZone> {
     spec.fields
         .iter()
         .map(|f| match &f.zone {
             ZoneSpec::Fixed(z) => z.clone(),
             ZoneSpec::FromResponse(p) => {
-                let name = p.select_one(doc).ok().flatten().and_then(Value::as_str);
+                let name = select(p).and_then(Value::as_str);
                 match name.map(jiff::tz::TimeZone::get) {
                     Some(Ok(z)) => z,
                     _ => {
@@ -280,9 +329,28 @@ fn scalar_label(v: &Value) -> Option<String> {
 }
 
 fn node_labels(spec: &ResponseSpec, node: &Value) -> Result<BTreeMap<String, String>, String> {
+    let labels_from = spec
+        .labels_from
+        .as_ref()
+        .map_or(Ok(None), |p| p.select_one(node));
+    let labels: Vec<_> = spec
+        .labels
+        .iter()
+        .map(|(_, p)| p.select_one(node))
+        .collect();
+    build_labels(spec, labels_from, &labels)
+}
+
+/// The labels of one frame node from what `labelsFrom` and each `labels` path selected
+/// (`Err(n)`: `n` nodes); a message when they do not fit.
+pub(crate) fn build_labels(
+    spec: &ResponseSpec,
+    labels_from: Result<Option<&Value>, usize>,
+    selected: &[Result<Option<&Value>, usize>],
+) -> Result<BTreeMap<String, String>, String> {
     let mut labels = BTreeMap::new();
     if let Some(p) = &spec.labels_from {
-        match p.select_one(node) {
+        match labels_from {
             Ok(Some(Value::Object(map))) => {
                 for (k, v) in map {
                     if let Some(s) = scalar_label(v) {
@@ -306,8 +374,8 @@ fn node_labels(spec: &ResponseSpec, node: &Value) -> Result<BTreeMap<String, Str
             }
         }
     }
-    for (name, p) in &spec.labels {
-        match p.select_one(node) {
+    for ((name, p), sel) in spec.labels.iter().zip(selected) {
+        match *sel {
             Ok(Some(v)) => {
                 if let Some(s) = scalar_label(v) {
                     labels.insert(name.clone(), s);
@@ -325,7 +393,7 @@ fn node_labels(spec: &ResponseSpec, node: &Value) -> Result<BTreeMap<String, Str
     Ok(labels)
 }
 
-fn empty_column(kind: FieldType, capacity: usize) -> Column {
+pub(crate) fn empty_column(kind: FieldType, capacity: usize) -> Column {
     match kind {
         FieldType::Time => Column::Time(Vec::with_capacity(capacity)),
         FieldType::Number => Column::Number(Vec::with_capacity(capacity)),
@@ -338,7 +406,7 @@ fn empty_column(kind: FieldType, capacity: usize) -> Column {
 
 /// Appends one JSON value to a typed column; a non-null value that does not convert is
 /// recorded in `bad` and stored as null.
-fn push_value(
+pub(crate) fn push_value(
     col: &mut Column,
     spec: &FieldSpec,
     zone: &jiff::tz::TimeZone,
@@ -361,19 +429,7 @@ fn push_value(
         (Column::Json(c), v) => push_conv(c, v, |x| Some(x.to_string())),
     };
     if !ok {
-        bad.count += 1;
-        if bad.first.is_none() {
-            let mut text = v.map(Value::to_string).unwrap_or_default();
-            if text.len() > 64 {
-                let mut cut = 64;
-                while !text.is_char_boundary(cut) {
-                    cut -= 1;
-                }
-                text.truncate(cut);
-                text.push('…');
-            }
-            bad.first = Some(text);
-        }
+        bad.record(v);
     }
 }
 
@@ -401,16 +457,19 @@ fn push_conv<T>(
 pub fn to_f64(v: &Value) -> Option<f64> {
     match v {
         Value::Number(n) => n.as_f64(),
-        Value::String(s) => {
-            let t = s.trim();
-            match t {
-                "NaN" | "nan" => Some(f64::NAN),
-                "+Inf" | "Inf" | "inf" | "+inf" | "Infinity" => Some(f64::INFINITY),
-                "-Inf" | "-inf" | "-Infinity" => Some(f64::NEG_INFINITY),
-                _ => t.parse::<f64>().ok().filter(|f| f.is_finite()),
-            }
-        }
+        Value::String(s) => str_to_f64(s),
         _ => None,
+    }
+}
+
+/// The string rule of [`to_f64`].
+pub(crate) fn str_to_f64(s: &str) -> Option<f64> {
+    let t = s.trim();
+    match t {
+        "NaN" | "nan" => Some(f64::NAN),
+        "+Inf" | "Inf" | "inf" | "+inf" | "Infinity" => Some(f64::INFINITY),
+        "-Inf" | "-inf" | "-Infinity" => Some(f64::NEG_INFINITY),
+        _ => t.parse::<f64>().ok().filter(|f| f.is_finite()),
     }
 }
 
@@ -456,6 +515,7 @@ fn json_of_many(values: &[&Value]) -> Value {
 
 fn row_mode(
     spec: &ResponseSpec,
+    frame_node: &Value,
     rows: &[Node<'_>],
     zones: &[jiff::tz::TimeZone],
     bad: &mut [BadValues],
@@ -467,9 +527,17 @@ fn row_mode(
         .collect();
     let mut scratch = Vec::new();
     for (i, f) in spec.fields.iter().enumerate() {
+        // A json field with a non-singular path is always a list (also for 0 or 1 match).
+        let always_list = f.kind == FieldType::Json
+            && matches!(&f.source, FieldSource::Path(p) if !p.is_singular());
+        let frame_value = match &f.source {
+            FieldSource::Frame(p) => frame_value(f, p, frame_node)?,
+            _ => None,
+        };
         for row in rows {
             let owned;
             let value: Option<&Value> = match &f.source {
+                FieldSource::Frame(_) => frame_value.as_ref(),
                 FieldSource::Key => {
                     owned = row.key.map(|k| Value::String(k.to_owned()));
                     owned.as_ref()
@@ -482,6 +550,10 @@ fn row_mode(
                     scratch.clear();
                     scratch.extend(p.select(row.value));
                     match scratch.len() {
+                        _ if always_list => {
+                            owned = Some(json_of_many(&scratch));
+                            owned.as_ref()
+                        }
                         0 => None,
                         1 => scratch.first().copied(),
                         n if f.kind == FieldType::Json => {
@@ -505,6 +577,23 @@ fn row_mode(
         }
     }
     Ok(columns)
+}
+
+/// The value of a `^PATH` field on the frame node (cloned once per frame node).
+fn frame_value(
+    f: &FieldSpec,
+    p: &crate::jsonpath::JsonPath,
+    frame_node: &Value,
+) -> Result<Option<Value>, String> {
+    match p.select_one(frame_node) {
+        Ok(v) => Ok(v.cloned()),
+        Err(_) if f.kind == FieldType::Json => Ok(Some(json_of_many(&p.select(frame_node)))),
+        Err(n) => Err(format!(
+            "field '{}' path ^{} selected {n} values on the frame node, expected one",
+            f.name,
+            p.as_str().trim_start_matches('$')
+        )),
+    }
 }
 
 fn column_mode(
@@ -549,8 +638,9 @@ fn column_mode(
                 }
             }
             None => {
-                let v = match f.source {
+                let v = match &f.source {
                     FieldSource::Key => node.key.map(|k| Value::String(k.to_owned())),
+                    FieldSource::Frame(p) => frame_value(f, p, node.value)?,
                     _ => Some(Value::from(node.index)),
                 };
                 for _ in 0..rows {
@@ -708,7 +798,8 @@ fn field_from_spec(spec: &FieldSpec, values: Column) -> Field {
     f
 }
 
-/// `timeseries-multi`: one frame per (frame node × seriesBy group × value field), sorted by
+/// `timeseries-multi`: one frame per series — a series is one label set (frame node labels
+/// plus `seriesBy`/label fields) × value field, gathered across all frame nodes — sorted by
 /// time, rows without a time dropped, labels on the value field (config.md §5).
 fn time_series(
     rule: &Rule,
@@ -725,13 +816,18 @@ fn time_series(
         .collect();
     let mut dropped = 0usize;
     let mut duplicates = 0usize;
-    let mut frames = Vec::new();
-    for table in tables {
+    // Group (table, row) pairs by label set, in order of first appearance.
+    let mut groups: Vec<(BTreeMap<String, String>, Vec<(usize, usize)>)> = Vec::new();
+    let mut index: std::collections::HashMap<BTreeMap<String, String>, usize> =
+        std::collections::HashMap::new();
+    for (ti, table) in tables.iter().enumerate() {
         let Column::Time(times) = &table.columns[time_idx] else {
             continue;
         };
-        // Group rows by the label fields' values, in order of first appearance.
-        let mut groups: Vec<(BTreeMap<String, String>, Vec<usize>)> = Vec::new();
+        if times.is_empty() && !index.contains_key(&table.labels) {
+            index.insert(table.labels.clone(), groups.len());
+            groups.push((table.labels.clone(), Vec::new()));
+        }
         for (row, t) in times.iter().enumerate() {
             if t.is_none() {
                 dropped += 1;
@@ -744,43 +840,47 @@ fn time_series(
                     labels.insert(spec.fields[li].name.clone(), v);
                 }
             }
-            match groups.iter_mut().find(|(l, _)| *l == labels) {
-                Some((_, rows)) => rows.push(row),
-                None => groups.push((labels, vec![row])),
-            }
-        }
-        if groups.is_empty() && times.is_empty() {
-            groups.push((table.labels.clone(), Vec::new()));
-        }
-        for (labels, mut rows) in groups {
-            rows.sort_by_key(|&r| times[r]);
-            // Dataplane forbids duplicate timestamps within a series: keep the last row of
-            // each timestamp (the sort is stable, so "last" is the API's order).
-            let before = rows.len();
-            let mut deduped: Vec<usize> = Vec::with_capacity(rows.len());
-            for r in rows {
-                match deduped.last_mut() {
-                    Some(last) if times[*last] == times[r] => *last = r,
-                    _ => deduped.push(r),
+            match index.get(&labels) {
+                Some(&g) => groups[g].1.push((ti, row)),
+                None => {
+                    index.insert(labels.clone(), groups.len());
+                    groups.push((labels, vec![(ti, row)]));
                 }
             }
-            duplicates += before - deduped.len();
-            let rows = deduped;
-            let time_col = table.columns[time_idx].take(&rows);
-            for &vi in &value_idx {
-                let mut value = field_from_spec(&spec.fields[vi], table.columns[vi].take(&rows));
-                value.labels = labels.clone();
-                value.nullable = true;
-                let mut time = field_from_spec(&spec.fields[time_idx], time_col.clone());
-                time.nullable = false;
-                frames.push(Frame {
-                    name: rule.id.clone(),
-                    frame_type: "timeseries-multi".into(),
-                    type_version: [0, 1],
-                    fields: vec![time, value],
-                    ..Frame::default()
-                });
+        }
+    }
+    let time_at = |(t, r): (usize, usize)| match &tables[t].columns[time_idx] {
+        Column::Time(v) => v.get(r).copied().flatten(),
+        _ => None,
+    };
+    let mut frames = Vec::new();
+    for (labels, mut rows) in groups {
+        rows.sort_by_key(|&p| time_at(p));
+        // Dataplane forbids duplicate timestamps within a series: keep the last row of each
+        // timestamp (the sort is stable, so "last" is the API's order).
+        let before = rows.len();
+        let mut deduped: Vec<(usize, usize)> = Vec::with_capacity(rows.len());
+        for p in rows {
+            match deduped.last_mut() {
+                Some(last) if time_at(*last) == time_at(p) => *last = p,
+                _ => deduped.push(p),
             }
+        }
+        duplicates += before - deduped.len();
+        let time_col = gather(&tables, time_idx, &deduped);
+        for &vi in &value_idx {
+            let mut value = field_from_spec(&spec.fields[vi], gather(&tables, vi, &deduped));
+            value.labels = labels.clone();
+            value.nullable = true;
+            let mut time = field_from_spec(&spec.fields[time_idx], time_col.clone());
+            time.nullable = false;
+            frames.push(Frame {
+                name: rule.id.clone(),
+                frame_type: "timeseries-multi".into(),
+                type_version: [0, 1],
+                fields: vec![time, value],
+                ..Frame::default()
+            });
         }
     }
     if dropped > 0 {
@@ -801,6 +901,27 @@ fn time_series(
         });
     }
     frames
+}
+
+/// Column `col` of the (table, row) pairs, in that order.
+fn gather(tables: &[NodeTable], col: usize, pairs: &[(usize, usize)]) -> Column {
+    let mut out = match tables.first().and_then(|t| t.columns.get(col)) {
+        Some(c) => c.empty_like(),
+        None => return Column::Number(Vec::new()),
+    };
+    // Runs of pairs from the same table are taken at once.
+    let mut start = 0;
+    while start < pairs.len() {
+        let t = pairs[start].0;
+        let mut end = start;
+        while end < pairs.len() && pairs[end].0 == t {
+            end += 1;
+        }
+        let rows: Vec<usize> = pairs[start..end].iter().map(|p| p.1).collect();
+        out.append(&tables[t].columns[col].take(&rows));
+        start = end;
+    }
+    out
 }
 
 /// `timeseries-wide`: the series of `timeseries-multi` joined on time into one frame — one
@@ -950,14 +1071,19 @@ fn merged(
         .iter()
         .map(|f| empty_column(f.kind, 0))
         .collect();
-    for t in &tables {
+    for t in tables {
         let rows = t.columns.first().map_or(0, Column::len);
         for (k, col) in label_keys.iter().zip(label_cols.iter_mut()) {
             let v = t.labels.get(k).cloned();
             col.extend(std::iter::repeat_n(v, rows));
         }
-        for (c, src) in cols.iter_mut().zip(&t.columns) {
-            c.append(src);
+        for (c, src) in cols.iter_mut().zip(t.columns) {
+            // Moving the first table's column gives the same values as copying it.
+            if c.is_empty() && std::mem::discriminant(c) == std::mem::discriminant(&src) {
+                *c = src;
+            } else {
+                c.append(&src);
+            }
         }
     }
     let mut fields = Vec::with_capacity(label_keys.len() + cols.len());

@@ -504,3 +504,65 @@ fn numeric_rows_without_a_dimension_get_a_row_field() {
     .unwrap();
     assert_eq!(frames[0].fields.len(), 1);
 }
+
+#[test]
+fn frame_paths_and_series_across_frame_nodes() {
+    // Nord Pool style: one frame node per hour, areas as dynamic keys inside.
+    let frames = run(
+        json!({"frames": "$.entries[*]", "rows": "$.perArea.*", "seriesBy": ["area"], "fields": [
+            {"name": "time", "path": "^.start", "type": "time"},
+            {"name": "area", "path": "@key"},
+            {"name": "price", "path": "$", "type": "number"}]}),
+        json!({"entries": [
+            {"start": "2024-01-01T01:00:00Z", "perArea": {"SE3": 2.0, "SE4": 20.0}},
+            {"start": "2024-01-01T00:00:00Z", "perArea": {"SE3": 1.0, "SE4": 10.0}}]}),
+    )
+    .unwrap();
+    assert_eq!(
+        frames.len(),
+        2,
+        "one series per area across all frame nodes"
+    );
+    assert_eq!(frames[0].fields[1].labels["area"], "SE3");
+    assert_eq!(
+        frames[0].fields[0].values,
+        Column::Time(vec![Some(T0), Some(T0 + 3_600_000_000_000)])
+    );
+    assert_eq!(
+        nums(&frames[0].fields[1].values),
+        vec![Some(1.0), Some(2.0)]
+    );
+    assert_eq!(
+        nums(&frames[1].fields[1].values),
+        vec![Some(10.0), Some(20.0)]
+    );
+}
+
+#[test]
+fn json_fields_with_wildcards_are_always_lists() {
+    let frames = run(
+        json!({"rows": "$[*]", "fields": [
+            {"name": "id", "path": "$.id", "type": "int"},
+            {"name": "labels", "path": "$.labels[*].name", "type": "json"},
+            {"name": "first", "path": "$.labels[0]", "type": "json"}]}),
+        json!([{"id": 1, "labels": []}, {"id": 2, "labels": [{"name": "bug"}]}, {"id": 3, "labels": [{"name": "a"}, {"name": "b"}]}]),
+    )
+    .unwrap();
+    let f = &frames[0];
+    assert_eq!(
+        f.fields[1].values,
+        Column::Json(vec![
+            Some("[]".into()),
+            Some("[\"bug\"]".into()),
+            Some("[\"a\",\"b\"]".into())
+        ])
+    );
+    assert_eq!(
+        f.fields[2].values,
+        Column::Json(vec![
+            None,
+            Some("{\"name\":\"bug\"}".into()),
+            Some("{\"name\":\"a\"}".into())
+        ])
+    );
+}

@@ -465,6 +465,7 @@ impl Instance {
             max_data_points: input.max_data_points,
             secrets: &self.secrets,
             mask_secrets: mask,
+            timezone: rule.timezone.as_ref(),
         };
         let real = ctx(false);
         let masked_ctx = ctx(true);

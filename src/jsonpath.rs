@@ -124,6 +124,15 @@ impl JsonPath {
         })
     }
 
+    /// True when the query is a singular query (RFC 9535 §2.3.5.1): only name and index
+    /// selectors, so it selects at most one node. Queries outside the plain subset (quoted
+    /// names with escapes, ...) are conservatively reported as not singular.
+    pub fn is_singular(&self) -> bool {
+        self.fast
+            .as_ref()
+            .is_some_and(|f| f.after_wildcard.is_none())
+    }
+
     /// The query text, exactly as given to [`JsonPath::compile`].
     #[must_use]
     pub fn as_str(&self) -> &str {

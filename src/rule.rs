@@ -87,6 +87,9 @@ pub enum FieldSource {
     Key,
     /// `@index`: the row's (or frame's) position.
     Index,
+    /// `^PATH`: a JSONPath evaluated on the frame node (not the row), e.g. `^.deliveryStart`
+    /// for a time shared by all rows of a frame node.
+    Frame(JsonPath),
 }
 
 /// Where a zone-less time is read.
@@ -163,6 +166,8 @@ pub struct Rule {
     pub headers: Vec<(String, Template)>,
     /// Request body.
     pub body: Option<BodyTemplate>,
+    /// Zone of rendered dates (`request.timezone`); `None` = UTC.
+    pub timezone: Option<jiff::tz::TimeZone>,
     /// Declared params.
     pub params: Vec<Param>,
     /// Response mapping.
@@ -422,6 +427,15 @@ impl Rule {
             }
         };
 
+        let timezone = match cfg.request.timezone.as_deref().map(str::trim) {
+            None | Some("") | Some("UTC") => None,
+            Some(z) => Some(jiff::tz::TimeZone::get(z).map_err(|e| {
+                rule_err(
+                    &id,
+                    format!("'request.timezone': '{z}' is not a known IANA time zone: {e}"),
+                )
+            })?),
+        };
         let response = compile_response(&id, &cfg.response)?;
         let pagination = cfg
             .request
@@ -465,6 +479,7 @@ impl Rule {
             query,
             headers,
             body,
+            timezone,
             params,
             response,
             pagination,
@@ -762,6 +777,15 @@ fn compile_field(rule: &str, key: &str, f: &FieldConfig) -> Result<FieldSpec, Se
     let source = match f.path.trim() {
         "@key" => FieldSource::Key,
         "@index" => FieldSource::Index,
+        p if p.starts_with('^') => {
+            let rest = &p[1..];
+            let text = if rest.starts_with('$') {
+                rest.to_owned()
+            } else {
+                format!("${rest}")
+            };
+            FieldSource::Frame(compile_path(rule, &format!("{key}.path"), &text)?)
+        }
         p => FieldSource::Path(compile_path(rule, &format!("{key}.path"), p)?),
     };
     if f.kind != FieldType::Time && (f.format.is_some() || f.timezone.is_some()) {

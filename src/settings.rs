@@ -264,6 +264,10 @@ pub struct RequestConfig {
     /// Pagination (config.md §2.1).
     #[serde(default)]
     pub pagination: Option<PaginationConfig>,
+    /// IANA zone in which `${__from:date:…}`/`${__to:date:…}` render calendar fields
+    /// (default UTC), for APIs that take local dates.
+    #[serde(default)]
+    pub timezone: Option<String>,
 }
 
 /// `request.pagination` (config.md §2.1).

@@ -107,6 +107,9 @@ pub struct RenderContext<'a> {
     /// A key missing from `secrets` is an error either way, so a template renders masked
     /// exactly when it renders unmasked.
     pub mask_secrets: bool,
+    /// Zone in which `${__from:date:FORMAT}` / `${__from:date:iso}` render their calendar
+    /// fields (the rule's `request.timezone`); `None` = UTC. Epoch forms are zone-free.
+    pub timezone: Option<&'a jiff::tz::TimeZone>,
 }
 
 impl fmt::Debug for RenderContext<'_> {
@@ -606,8 +609,8 @@ fn resolve<'c>(slot: &Slot, ctx: &RenderContext<'c>) -> Result<Cow<'c, str>, Ren
             Some(value) => Cow::Borrowed(value.as_str()),
             None => return Err(RenderError::UnknownParam { name: name.clone() }),
         },
-        SlotKind::From(format) => Cow::Owned(format_time(ctx.from_ms, format, slot)?),
-        SlotKind::To(format) => Cow::Owned(format_time(ctx.to_ms, format, slot)?),
+        SlotKind::From(format) => Cow::Owned(format_time(ctx.from_ms, format, slot, ctx.timezone)?),
+        SlotKind::To(format) => Cow::Owned(format_time(ctx.to_ms, format, slot, ctx.timezone)?),
         SlotKind::Interval => Cow::Owned(format_interval(ctx.interval_ms)),
         SlotKind::IntervalMs => Cow::Owned(ctx.interval_ms.to_string()),
         SlotKind::MaxDataPoints => Cow::Owned(ctx.max_data_points.to_string()),
@@ -639,8 +642,13 @@ fn format_interval(ms: i64) -> String {
     format!("{ms}ms")
 }
 
-/// Renders `ms` (epoch milliseconds, UTC) in `format`.
-fn format_time(ms: i64, format: &TimeFormat, slot: &Slot) -> Result<String, RenderError> {
+/// Renders `ms` (epoch milliseconds) in `format`, calendar fields in `zone` (UTC if `None`).
+fn format_time(
+    ms: i64,
+    format: &TimeFormat,
+    slot: &Slot,
+    zone: Option<&jiff::tz::TimeZone>,
+) -> Result<String, RenderError> {
     let tokens = match format {
         TimeFormat::EpochMillis => return Ok(ms.to_string()),
         TimeFormat::EpochSeconds => return Ok(ms.div_euclid(1000).to_string()),
@@ -652,10 +660,23 @@ fn format_time(ms: i64, format: &TimeFormat, slot: &Slot) -> Result<String, Rend
             placeholder: slot.text.clone(),
             ms,
         })?;
-    let civil = jiff::tz::Offset::UTC.to_datetime(timestamp);
+    let offset = zone.map_or(jiff::tz::Offset::UTC, |z| z.to_offset(timestamp));
+    let civil = offset.to_datetime(timestamp);
+    let total = offset.seconds();
+    let (sign, abs) = if total < 0 {
+        ('-', -total)
+    } else {
+        ('+', total)
+    };
+    let (oh, om) = (abs / 3600, (abs % 3600) / 60);
     let Some(tokens) = tokens else {
+        let suffix = if total == 0 {
+            "Z".to_owned()
+        } else {
+            format!("{sign}{oh:02}:{om:02}")
+        };
         return Ok(format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}{suffix}",
             civil.year(),
             civil.month(),
             civil.day(),
@@ -695,8 +716,8 @@ fn format_time(ms: i64, format: &TimeFormat, slot: &Slot) -> Result<String, Rend
             DateToken::MeridiemLower => meridiem(civil.hour(), "am", "pm"),
             DateToken::EpochSeconds => ms.div_euclid(1000).to_string(),
             DateToken::EpochMillis => ms.to_string(),
-            DateToken::OffsetColon => "+00:00".to_owned(),
-            DateToken::OffsetPlain => "+0000".to_owned(),
+            DateToken::OffsetColon => format!("{sign}{oh:02}:{om:02}"),
+            DateToken::OffsetPlain => format!("{sign}{oh:02}{om:02}"),
         };
         out.push_str(&piece);
     }
@@ -833,8 +854,37 @@ mod tests {
                 max_data_points: 1234,
                 secrets: &self.secrets,
                 mask_secrets: false,
+                timezone: None,
             }
         }
+    }
+
+    #[test]
+    fn dates_render_in_the_rule_zone() {
+        let fx = Fixture::new();
+        let berlin = jiff::tz::TimeZone::get("Europe/Berlin").unwrap();
+        let mut ctx = fx.ctx(1_704_067_200_000); // 2024-01-01T00:00:00Z
+        ctx.timezone = Some(&berlin);
+        assert_eq!(
+            render("${__from:date:YYYY-MM-DD HH:mm Z}", &ctx, Position::Raw),
+            "2024-01-01 01:00 +01:00"
+        );
+        assert_eq!(
+            render("${__from:date}", &ctx, Position::Raw),
+            "2024-01-01T01:00:00.000+01:00"
+        );
+        assert_eq!(render("${__from:date:ZZ}", &ctx, Position::Raw), "+0100");
+        assert_eq!(
+            render("${__from:date:seconds}", &ctx, Position::Raw),
+            "1704067200"
+        );
+        let ny = jiff::tz::TimeZone::get("America/New_York").unwrap();
+        ctx.timezone = Some(&ny);
+        assert_eq!(
+            render("${__from:date:YYYY-MM-DD}", &ctx, Position::Raw),
+            "2023-12-31"
+        );
+        assert_eq!(render("${__from:date:Z}", &ctx, Position::Raw), "-05:00");
     }
 
     fn render(text: &str, ctx: &RenderContext<'_>, pos: Position) -> String {

@@ -1,0 +1,1631 @@
+//! Fast path of the conversion (issue 6, benchmark 1): JSON bytes → typed frames without a
+//! `serde_json::Value` DOM, for the common rule shapes.
+//!
+//! [`try_convert`] gives exactly what [`crate::convert::convert`] gives for
+//! `serde_json::from_slice(body)` — same frames, values, nulls, notices (texts included),
+//! labels, meta and errors — or `None` when the rule is not eligible (the caller then takes
+//! the DOM path).
+//!
+//! # How
+//!
+//! One pass over the bytes with a small validating scanner of our own. It accepts exactly
+//! the documents `serde_json::from_slice::<Value>` accepts (RFC 8259 grammar, whitespace
+//! ` \t\n\r`, UTF-8, escapes with paired surrogates, no control characters in strings,
+//! nesting below 128 levels, numbers in `f64` range, nothing after the value); the unit tests
+//! check that differentially on mutated documents. (sonic-rs's lazy iterators were not used:
+//! they do not reproduce those rejections — recursion limit, number range, lone surrogates,
+//! trailing bytes — so "not JSON" could not be told exactly as the DOM path tells it.)
+//!
+//! The rule's paths are compiled into small tries: one for the frame node (labels,
+//! `labelsFrom`, where the rows are, column-mode fields) and one for a row (the fields).
+//! The scanner walks only the members a trie names and skips (while validating) the rest.
+//! Selected values are kept as byte ranges and converted straight into the typed columns
+//! after each row: numbers become a `serde_json::Number` built exactly as serde_json builds
+//! it (integers, and decimals with at most 19 digits and a decimal exponent within ±22:
+//! `significand as f64` times or divided by an exact power of ten — serde_json's own
+//! formula; other numbers are handed to serde_json), strings are used in place when they
+//! have no escapes (else decoded by serde_json), RFC 3339 times with an offset are parsed by
+//! jiff from the `&str`; everything else (objects, arrays, bools, numeric or odd time
+//! strings...) is turned into a small `Value` and goes through the DOM path's own
+//! `push_value`, so the conversion rules are shared, not copied. Shaping, notices and meta
+//! are the DOM path's code ([`crate::convert`]'s `finish`).
+//!
+//! DOM semantics reproduced: object members are looked up by exact key and a repeated key
+//! keeps its **last** value (serde_json's map); selecting the members of an object (`.*`,
+//! `[*]`) gives them in key order (the map is a `BTreeMap`), repeated keys once.
+//!
+//! # Eligible rules
+//!
+//! Simple paths are `$` followed by `.name`, `['name']` / `["name"]` (no escapes), `[n]`
+//! with `n >= 0`, and `.*` / `[*]` — the subset `crate::jsonpath` evaluates itself.
+//! Negative indexes (`$[-1]`), slices, filters, descendants, unions and anything with
+//! whitespace are not eligible.
+//!
+//! * `frames`: absent, a simple path without wildcard, or one ending in `[*]` / `.*` with no
+//!   other wildcard;
+//! * `rows`: a simple path ending in `[*]` / `.*` with no other wildcard, or a simple path
+//!   without wildcard (one row); or absent (column mode);
+//! * row mode: every field `@key`, `@index` or a simple path without wildcard;
+//! * column mode: every field `@key`, `@index` or a simple path with at most one wildcard
+//!   (`$.times[*]`, `$.data[*].x`, `$.x`);
+//! * `labels`, `labelsFrom`: simple paths without wildcard;
+//! * `timezone`: any; `${__response.PATH}` with a simple path without wildcard (read in a
+//!   first pass over the document);
+//! * where rows or a column wildcard are taken, no other path may go deeper through the same
+//!   node (e.g. `rows: $.data[*]` with a label `$.data[0].x` is not eligible).
+//!
+//! # Errors
+//!
+//! `Some(Err(FastError::NotJson(e)))`: the body is not JSON; `e` is serde_json's own error
+//! for these bytes (the caller maps it to its "not JSON" error exactly as for the DOM path).
+//! `Some(Err(FastError::Convert(e)))`: the document does not fit the rule or the format is
+//! impossible — the DOM path's [`ConvertError`]. The rare failures that need the document
+//! (a `labelsFrom` that is not an object, ragged column-mode fields) are not rebuilt here: the
+//! conversion then runs the DOM path itself, so its messages are the DOM path's.
+
+use std::borrow::Cow;
+
+use jiff::tz::TimeZone;
+use serde_json::{Number, Value};
+
+use crate::convert::{
+    build_labels, convert, empty_column, finish, push_value, resolve_zones_by, str_to_f64,
+    BadValues, ConvertError, NodeTable,
+};
+use crate::frame::{Column, Frame};
+use crate::rule::{FieldSource, FieldSpec, NodePath, Rule, ZoneSpec};
+use crate::timeparse::TimeFormat;
+
+/// Why the fast path gives no frames (see the module docs).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FastError {
+    /// The body is not JSON: serde_json's error for it (as the DOM path's parse would give).
+    #[error("{0}")]
+    NotJson(serde_json::Error),
+    /// The document does not fit the rule, or the forced format is impossible.
+    #[error(transparent)]
+    Convert(#[from] ConvertError),
+}
+
+/// Converts `body` (JSON bytes) with `rule` without building a DOM.
+///
+/// Returns `None` when the rule is not eligible (module docs); otherwise what
+/// `convert(rule, &serde_json::from_slice(body)?, executed_query)` gives, with a parse failure
+/// as [`FastError::NotJson`].
+pub fn try_convert(
+    rule: &Rule,
+    body: &[u8],
+    executed_query: Option<String>,
+) -> Option<Result<Vec<Frame>, FastError>> {
+    let plan = Plan::compile(rule)?;
+    Some(match plan.run(body) {
+        Ok((tables, bad, notices)) => {
+            finish(rule, tables, &bad, notices, executed_query).map_err(FastError::Convert)
+        }
+        // Not JSON (serde_json gives the message), or a failure that needs the document:
+        // the DOM path decides, so the outcome is its outcome.
+        Err(Stop::Invalid | Stop::Fallback) => dom_path(rule, body, executed_query),
+    })
+}
+
+/// True when [`try_convert`] handles `rule` (it would not return `None`).
+pub fn is_eligible(rule: &Rule) -> bool {
+    Plan::compile(rule).is_some()
+}
+
+fn dom_path(
+    rule: &Rule,
+    body: &[u8],
+    executed_query: Option<String>,
+) -> Result<Vec<Frame>, FastError> {
+    let doc: Value = serde_json::from_slice(body).map_err(FastError::NotJson)?;
+    convert(rule, &doc, executed_query).map_err(FastError::Convert)
+}
+
+// ---------------------------------------------------------------------------------------
+// Paths
+
+/// One step of a simple path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Seg {
+    /// Member by exact name.
+    Name(Box<str>),
+    /// Array element `n >= 0`.
+    Index(usize),
+    /// Every member / element.
+    Wild,
+}
+
+/// Largest index RFC 9535 allows (2^53 − 1).
+const MAX_INDEX: u64 = (1 << 53) - 1;
+
+/// Parses a simple path (module docs), or `None`. The text was accepted by the JSONPath
+/// engine already; this grammar is `crate::jsonpath`'s plain-path subset minus negative
+/// indexes, so the steps mean what the engine means.
+fn parse_path(text: &str) -> Option<Vec<Seg>> {
+    let mut rest = text.strip_prefix('$')?;
+    let mut segs = Vec::new();
+    while !rest.is_empty() {
+        if let Some(tail) = rest.strip_prefix('.') {
+            if let Some(t) = tail.strip_prefix('*') {
+                segs.push(Seg::Wild);
+                rest = t;
+                continue;
+            }
+            let first = tail.chars().next()?;
+            if !is_name_first(first) {
+                return None;
+            }
+            let end = tail
+                .char_indices()
+                .find(|&(_, c)| !is_name_first(c) && !c.is_ascii_digit())
+                .map_or(tail.len(), |(at, _)| at);
+            segs.push(Seg::Name(tail[..end].into()));
+            rest = &tail[end..];
+        } else if let Some(tail) = rest.strip_prefix('[') {
+            if let Some(t) = tail.strip_prefix("*]") {
+                segs.push(Seg::Wild);
+                rest = t;
+                continue;
+            }
+            let (seg, after) = match tail.as_bytes().first()? {
+                q @ (b'\'' | b'"') => {
+                    let quote = char::from(*q);
+                    let body = &tail[1..];
+                    let mut found = None;
+                    for (at, c) in body.char_indices() {
+                        if c == quote {
+                            found = Some(at);
+                            break;
+                        }
+                        if c == '\\' || c < '\u{20}' {
+                            return None;
+                        }
+                    }
+                    let at = found?;
+                    (Seg::Name(body[..at].into()), &body[at + 1..])
+                }
+                _ => {
+                    let len = tail.bytes().take_while(u8::is_ascii_digit).count();
+                    let digits = &tail[..len];
+                    if digits.is_empty() || (digits.starts_with('0') && digits.len() > 1) {
+                        return None;
+                    }
+                    let n: u64 = digits.parse().ok()?;
+                    if n > MAX_INDEX {
+                        return None;
+                    }
+                    (Seg::Index(usize::try_from(n).ok()?), &tail[len..])
+                }
+            };
+            segs.push(seg);
+            rest = after.strip_prefix(']')?;
+        } else {
+            return None;
+        }
+    }
+    Some(segs)
+}
+
+/// `name-first` of RFC 9535 §2.5.1.1.
+fn is_name_first(c: char) -> bool {
+    c.is_ascii_alphabetic() || c == '_' || c >= '\u{80}'
+}
+
+/// A simple path without wildcard.
+fn plain_path(text: &str) -> Option<Vec<Seg>> {
+    parse_path(text).filter(|s| !s.contains(&Seg::Wild))
+}
+
+// ---------------------------------------------------------------------------------------
+// Plan: the rule's paths as tries
+
+/// What a trie node does with its value besides capturing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Act {
+    /// Nothing (descend into named / indexed children).
+    None,
+    /// Every member is a row (rows `P[*]` / `P.*`).
+    RowsEach,
+    /// The value is the one row (rows `P`).
+    RowsOne,
+    /// Column mode `P[*]…`: every member feeds column group `g`.
+    ColEach(usize),
+}
+
+#[derive(Debug)]
+struct TNode {
+    parent: usize,
+    /// Capture slots set to this node's value.
+    caps: Vec<usize>,
+    names: Vec<(Box<str>, usize)>,
+    indices: Vec<(usize, usize)>,
+    act: Act,
+    /// Capture slots in this subtree (cleared when a repeated key selects it again).
+    slots_below: Vec<usize>,
+    /// Column-mode fields fed in this subtree.
+    fields_below: Vec<usize>,
+    /// Rows are taken in this subtree.
+    rows_below: bool,
+}
+
+impl TNode {
+    fn new(parent: usize) -> TNode {
+        TNode {
+            parent,
+            caps: Vec::new(),
+            names: Vec::new(),
+            indices: Vec::new(),
+            act: Act::None,
+            slots_below: Vec::new(),
+            fields_below: Vec::new(),
+            rows_below: false,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Trie {
+    nodes: Vec<TNode>,
+}
+
+impl Trie {
+    fn new() -> Trie {
+        Trie {
+            nodes: vec![TNode::new(0)],
+        }
+    }
+
+    /// The node of a path without wildcard, created as needed.
+    fn insert(&mut self, segs: &[Seg]) -> Option<usize> {
+        let mut at = 0;
+        for seg in segs {
+            let existing = match seg {
+                Seg::Name(n) => self.nodes[at]
+                    .names
+                    .iter()
+                    .find(|(k, _)| k == n)
+                    .map(|x| x.1),
+                Seg::Index(i) => self.nodes[at]
+                    .indices
+                    .iter()
+                    .find(|(k, _)| k == i)
+                    .map(|x| x.1),
+                Seg::Wild => return None,
+            };
+            at = match existing {
+                Some(c) => c,
+                None => {
+                    let c = self.nodes.len();
+                    self.nodes.push(TNode::new(at));
+                    match seg {
+                        Seg::Name(n) => self.nodes[at].names.push((n.clone(), c)),
+                        Seg::Index(i) => self.nodes[at].indices.push((*i, c)),
+                        Seg::Wild => return None,
+                    }
+                    c
+                }
+            };
+        }
+        Some(at)
+    }
+
+    /// Fills the `*_below` sets (children are always created after their parent).
+    fn close(&mut self, group_fields: &[Vec<usize>]) {
+        for i in (0..self.nodes.len()).rev() {
+            let node = &mut self.nodes[i];
+            node.slots_below.extend(node.caps.iter().copied());
+            match node.act {
+                Act::RowsEach | Act::RowsOne => node.rows_below = true,
+                Act::ColEach(g) => node.fields_below.extend(group_fields[g].iter().copied()),
+                Act::None => {}
+            }
+            if i > 0 {
+                let parent = node.parent;
+                let (slots, fields, rows) = (
+                    node.slots_below.clone(),
+                    node.fields_below.clone(),
+                    node.rows_below,
+                );
+                let p = &mut self.nodes[parent];
+                p.slots_below.extend(slots);
+                p.fields_below.extend(fields);
+                p.rows_below |= rows;
+            }
+        }
+    }
+
+    /// Where rows or a wildcard are taken, nothing may go deeper through the same node.
+    fn consistent(&self) -> bool {
+        self.nodes
+            .iter()
+            .all(|n| n.act == Act::None || (n.names.is_empty() && n.indices.is_empty()))
+    }
+}
+
+/// How the frame nodes are found.
+#[derive(Debug)]
+enum Frames {
+    /// The document is the one frame node.
+    Root,
+    /// `frames: P` (no wildcard): zero or one frame node.
+    One(Vec<Seg>),
+    /// `frames: P[*]`: the members of P.
+    Members(Vec<Seg>),
+}
+
+/// A column-mode wildcard: the suffix paths (relative to each member) of its fields.
+#[derive(Debug)]
+struct Group {
+    trie: Trie,
+    fields: Vec<usize>,
+}
+
+#[derive(Debug)]
+struct Plan<'r> {
+    rule: &'r Rule,
+    frames: Frames,
+    /// Paths relative to the frame node.
+    frame_trie: Trie,
+    /// Row mode: field paths relative to the row (capture slot = field index).
+    row_trie: Trie,
+    groups: Vec<Group>,
+    row_mode: bool,
+    /// Frame-level capture slots.
+    slots: usize,
+    labels_from_slot: Option<usize>,
+    label_slots: Vec<usize>,
+    /// Column mode: the capture slot of a field path without wildcard.
+    col_slot: Vec<Option<usize>>,
+    /// Per field: the `${__response.PATH}` zone path.
+    zone_paths: Vec<Option<Vec<Seg>>>,
+}
+
+impl<'r> Plan<'r> {
+    fn compile(rule: &'r Rule) -> Option<Plan<'r>> {
+        let spec = &rule.response;
+        let frames = match &spec.frames {
+            None => Frames::Root,
+            Some(NodePath::Plain(p)) => Frames::One(plain_path(p.as_str())?),
+            Some(NodePath::Members(p)) => Frames::Members(plain_path(p.as_str())?),
+        };
+        let mut frame_trie = Trie::new();
+        let mut slots = 0usize;
+        let mut new_slot = || {
+            slots += 1;
+            slots - 1
+        };
+        let labels_from_slot = match &spec.labels_from {
+            None => None,
+            Some(p) => {
+                let node = frame_trie.insert(&plain_path(p.as_str())?)?;
+                let s = new_slot();
+                frame_trie.nodes[node].caps.push(s);
+                Some(s)
+            }
+        };
+        let mut label_slots = Vec::with_capacity(spec.labels.len());
+        for (_, p) in &spec.labels {
+            let node = frame_trie.insert(&plain_path(p.as_str())?)?;
+            let s = new_slot();
+            frame_trie.nodes[node].caps.push(s);
+            label_slots.push(s);
+        }
+        let mut row_trie = Trie::new();
+        let mut groups: Vec<Group> = Vec::new();
+        let mut col_slot = vec![None; spec.fields.len()];
+        let row_mode = spec.rows.is_some();
+        match &spec.rows {
+            Some(rows) => {
+                let (path, act) = match rows {
+                    NodePath::Members(p) => (p, Act::RowsEach),
+                    NodePath::Plain(p) => (p, Act::RowsOne),
+                };
+                let node = frame_trie.insert(&plain_path(path.as_str())?)?;
+                frame_trie.nodes[node].act = act;
+                for (i, f) in spec.fields.iter().enumerate() {
+                    if let FieldSource::Path(p) = &f.source {
+                        let node = row_trie.insert(&plain_path(p.as_str())?)?;
+                        row_trie.nodes[node].caps.push(i);
+                    }
+                }
+            }
+            None => {
+                for (i, f) in spec.fields.iter().enumerate() {
+                    let FieldSource::Path(p) = &f.source else {
+                        continue;
+                    };
+                    let segs = parse_path(p.as_str())?;
+                    match segs.iter().position(|s| *s == Seg::Wild) {
+                        None => {
+                            let node = frame_trie.insert(&segs)?;
+                            let s = new_slot();
+                            frame_trie.nodes[node].caps.push(s);
+                            col_slot[i] = Some(s);
+                        }
+                        Some(w) => {
+                            let node = frame_trie.insert(&segs[..w])?;
+                            let g = match frame_trie.nodes[node].act {
+                                Act::ColEach(g) => g,
+                                Act::None => {
+                                    groups.push(Group {
+                                        trie: Trie::new(),
+                                        fields: Vec::new(),
+                                    });
+                                    frame_trie.nodes[node].act = Act::ColEach(groups.len() - 1);
+                                    groups.len() - 1
+                                }
+                                _ => return None,
+                            };
+                            let leaf = groups[g].trie.insert(&segs[w + 1..])?;
+                            groups[g].trie.nodes[leaf].caps.push(i);
+                            groups[g].fields.push(i);
+                        }
+                    }
+                }
+            }
+        }
+        let zone_paths = spec
+            .fields
+            .iter()
+            .map(|f| match &f.zone {
+                ZoneSpec::Fixed(_) => Some(None),
+                ZoneSpec::FromResponse(p) => plain_path(p.as_str()).map(Some),
+            })
+            .collect::<Option<Vec<_>>>()?;
+        let group_fields: Vec<Vec<usize>> = groups.iter().map(|g| g.fields.clone()).collect();
+        frame_trie.close(&group_fields);
+        row_trie.close(&[]);
+        for g in &mut groups {
+            g.trie.close(&[]);
+        }
+        if !frame_trie.consistent() {
+            return None;
+        }
+        Some(Plan {
+            rule,
+            frames,
+            frame_trie,
+            row_trie,
+            groups,
+            row_mode,
+            slots,
+            labels_from_slot,
+            label_slots,
+            col_slot,
+            zone_paths,
+        })
+    }
+
+    /// The whole conversion up to shaping: tables, bad values, notices (zone notices).
+    fn run(&self, body: &[u8]) -> R<(Vec<NodeTable>, Vec<BadValues>, Vec<crate::frame::Notice>)> {
+        let text = std::str::from_utf8(body).map_err(|_| Stop::Invalid)?;
+        let spec = &self.rule.response;
+        let mut notices = Vec::new();
+        let zones = self.zones(text, &mut notices)?;
+        let run = Run {
+            plan: self,
+            zones: &zones,
+            text,
+        };
+        let mut scratch = vec![None; spec.fields.len()];
+        let mut sc = Sc::new(text);
+        sc.ws();
+        let nodes: Vec<NodeOut> = match &self.frames {
+            Frames::Root => vec![run.frame_node(&mut sc, &mut scratch, None, 0)?],
+            Frames::One(steps) => find(&mut sc, steps, &mut |sc: &mut Sc<'_>| {
+                run.frame_node(sc, &mut scratch, None, 0)
+            })?
+            .into_iter()
+            .collect(),
+            Frames::Members(steps) => find(&mut sc, steps, &mut |sc: &mut Sc<'_>| {
+                run.frames_each(sc, &mut scratch)
+            })?
+            .unwrap_or_default(),
+        };
+        sc.ws();
+        if sc.pos != sc.b.len() {
+            return Err(Stop::Invalid);
+        }
+        let mut bad: Vec<BadValues> = spec.fields.iter().map(|_| BadValues::default()).collect();
+        let mut tables = Vec::with_capacity(nodes.len());
+        for node in nodes {
+            tables.push(run.table(node, &mut bad)?);
+        }
+        Ok((tables, bad, notices))
+    }
+
+    /// The zone of every field; `${__response.PATH}` zones are read in a first pass.
+    fn zones(&self, text: &str, notices: &mut Vec<crate::frame::Notice>) -> R<Vec<TimeZone>> {
+        let spec = &self.rule.response;
+        let mut found: Vec<(&str, Option<Value>)> = Vec::new();
+        for (f, steps) in spec.fields.iter().zip(&self.zone_paths) {
+            let (ZoneSpec::FromResponse(p), Some(steps)) = (&f.zone, steps) else {
+                continue;
+            };
+            let mut sc = Sc::new(text);
+            sc.ws();
+            let leaf = find(&mut sc, steps, &mut |sc: &mut Sc<'_>| sc.leaf())?;
+            let value = match leaf {
+                Some(l) => Some(leaf_value(text, l)?),
+                None => None,
+            };
+            found.push((p.as_str(), value));
+        }
+        Ok(resolve_zones_by(spec, notices, |p| {
+            found
+                .iter()
+                .find(|(t, _)| *t == p.as_str())
+                .and_then(|(_, v)| v.as_ref())
+        }))
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Running a plan
+
+/// The typed output of one frame node while it is read.
+struct NodeOut {
+    key: Option<String>,
+    index: usize,
+    /// Frame-level captures (labels, `labelsFrom`, column-mode paths without wildcard).
+    caps: Vec<Option<Leaf>>,
+    /// Row mode: the columns and their bad values.
+    cols: Vec<Column>,
+    bad: Vec<BadValues>,
+    /// Column mode: the values of each wildcard field.
+    colvals: Vec<Vec<Leaf>>,
+}
+
+struct Run<'p, 'r, 't> {
+    plan: &'p Plan<'r>,
+    zones: &'p [TimeZone],
+    text: &'t str,
+}
+
+impl<'t> Run<'_, '_, 't> {
+    fn new_out(&self, key: Option<String>, index: usize) -> NodeOut {
+        let fields = &self.plan.rule.response.fields;
+        NodeOut {
+            key,
+            index,
+            caps: vec![None; self.plan.slots],
+            cols: if self.plan.row_mode {
+                fields.iter().map(|f| empty_column(f.kind, 0)).collect()
+            } else {
+                Vec::new()
+            },
+            bad: fields.iter().map(|_| BadValues::default()).collect(),
+            colvals: if self.plan.row_mode {
+                Vec::new()
+            } else {
+                fields.iter().map(|_| Vec::new()).collect()
+            },
+        }
+    }
+
+    /// Every member of the value at `sc` is a frame node.
+    fn frames_each(&self, sc: &mut Sc<'t>, scratch: &mut [Option<Leaf>]) -> R<Vec<NodeOut>> {
+        let mut out = Vec::new();
+        match sc.peek() {
+            b'[' => {
+                let mut more = sc.arr_first()?;
+                while more {
+                    let i = out.len();
+                    out.push(self.frame_node(sc, scratch, None, i)?);
+                    more = sc.arr_next()?;
+                }
+            }
+            b'{' => {
+                for (i, (key, start)) in sorted_members(sc)?.into_iter().enumerate() {
+                    let mut sub = sc.at(start);
+                    out.push(self.frame_node(&mut sub, scratch, Some(key), i)?);
+                }
+            }
+            _ => sc.skip()?,
+        }
+        Ok(out)
+    }
+
+    fn frame_node(
+        &self,
+        sc: &mut Sc<'t>,
+        scratch: &mut [Option<Leaf>],
+        key: Option<String>,
+        index: usize,
+    ) -> R<NodeOut> {
+        let mut out = self.new_out(key, index);
+        self.walk_frame(sc, scratch, 0, &mut out)?;
+        Ok(out)
+    }
+
+    /// Walks the value at `sc` as frame-trie node `at`.
+    fn walk_frame(
+        &self,
+        sc: &mut Sc<'t>,
+        scratch: &mut [Option<Leaf>],
+        at: usize,
+        out: &mut NodeOut,
+    ) -> R<()> {
+        let trie = &self.plan.frame_trie;
+        let node = &trie.nodes[at];
+        let start = sc.pos;
+        let first = sc.peek();
+        let kind = match node.act {
+            Act::RowsEach => {
+                match first {
+                    b'[' => {
+                        let mut i = 0;
+                        let mut more = sc.arr_first()?;
+                        while more {
+                            self.row(sc, scratch, out, None, i)?;
+                            i += 1;
+                            more = sc.arr_next()?;
+                        }
+                    }
+                    b'{' => {
+                        for (i, (key, start)) in sorted_members(sc)?.into_iter().enumerate() {
+                            let mut sub = sc.at(start);
+                            self.row(&mut sub, scratch, out, Some(key), i)?;
+                        }
+                    }
+                    _ => sc.skip()?,
+                }
+                None
+            }
+            Act::RowsOne => {
+                self.row(sc, scratch, out, None, 0)?;
+                None
+            }
+            Act::ColEach(g) => {
+                let group = &self.plan.groups[g];
+                match first {
+                    b'[' => {
+                        let mut more = sc.arr_first()?;
+                        while more {
+                            self.col_member(sc, scratch, group, out)?;
+                            more = sc.arr_next()?;
+                        }
+                    }
+                    b'{' => {
+                        for (_, start) in sorted_members(sc)? {
+                            let mut sub = sc.at(start);
+                            self.col_member(&mut sub, scratch, group, out)?;
+                        }
+                    }
+                    _ => sc.skip()?,
+                }
+                None
+            }
+            Act::None => match first {
+                b'{' if !node.names.is_empty() => {
+                    let mut k = sc.obj_first()?;
+                    while let Some(key) = k {
+                        match child_by_key(&node.names, sc, key)? {
+                            Some(c) => {
+                                reset_frame(&trie.nodes[c], out);
+                                self.walk_frame(sc, scratch, c, out)?;
+                            }
+                            None => sc.skip()?,
+                        }
+                        k = sc.obj_next()?;
+                    }
+                    Some(Kind::Obj)
+                }
+                b'[' if !node.indices.is_empty() => {
+                    let mut i = 0;
+                    let mut more = sc.arr_first()?;
+                    while more {
+                        match node.indices.iter().find(|(n, _)| *n == i) {
+                            Some(&(_, c)) => {
+                                reset_frame(&trie.nodes[c], out);
+                                self.walk_frame(sc, scratch, c, out)?;
+                            }
+                            None => sc.skip()?,
+                        }
+                        i += 1;
+                        more = sc.arr_next()?;
+                    }
+                    Some(Kind::Arr)
+                }
+                _ if node.caps.is_empty() => {
+                    sc.skip()?;
+                    None
+                }
+                _ => Some(sc.leaf()?.kind),
+            },
+        };
+        if !node.caps.is_empty() {
+            let kind = match (kind, first) {
+                (Some(k), _) => k,
+                (None, b'{') => Kind::Obj,
+                (None, b'[') => Kind::Arr,
+                // A scalar that a row / wildcard action read: read it again (it is short).
+                (None, _) => sc.at(start).leaf()?.kind,
+            };
+            let leaf = Leaf {
+                start,
+                end: sc.pos,
+                kind,
+            };
+            for &s in &node.caps {
+                out.caps[s] = Some(leaf);
+            }
+        }
+        Ok(())
+    }
+
+    /// One member of a column-mode wildcard: its group's fields take what they select.
+    fn col_member(
+        &self,
+        sc: &mut Sc<'t>,
+        scratch: &mut [Option<Leaf>],
+        group: &Group,
+        out: &mut NodeOut,
+    ) -> R<()> {
+        for &f in &group.fields {
+            scratch[f] = None;
+        }
+        walk_row(sc, &group.trie, 0, scratch)?;
+        for &f in &group.fields {
+            if let Some(l) = scratch[f] {
+                out.colvals[f].push(l);
+            }
+        }
+        Ok(())
+    }
+
+    /// One row: captures its fields, then appends them to the node's columns.
+    fn row(
+        &self,
+        sc: &mut Sc<'t>,
+        scratch: &mut [Option<Leaf>],
+        out: &mut NodeOut,
+        key: Option<String>,
+        index: usize,
+    ) -> R<()> {
+        scratch.iter_mut().for_each(|c| *c = None);
+        walk_row(sc, &self.plan.row_trie, 0, scratch)?;
+        let fields = &self.plan.rule.response.fields;
+        for (i, f) in fields.iter().enumerate() {
+            let (col, bad, zone) = (&mut out.cols[i], &mut out.bad[i], &self.zones[i]);
+            match &f.source {
+                FieldSource::Path(_) => push_leaf(col, f, zone, scratch[i], self.text, bad)?,
+                FieldSource::Key => {
+                    let v = key.as_ref().map(|k| Value::String(k.clone()));
+                    push_value(col, f, zone, v.as_ref(), bad);
+                }
+                FieldSource::Index => push_value(col, f, zone, Some(&Value::from(index)), bad),
+            }
+        }
+        Ok(())
+    }
+
+    /// The finished frame node as the DOM path's table (labels, columns); its bad values
+    /// join `bad`.
+    fn table(&self, mut out: NodeOut, bad: &mut [BadValues]) -> R<NodeTable> {
+        let spec = &self.plan.rule.response;
+        let labels_from = match self.plan.labels_from_slot.and_then(|s| out.caps[s]) {
+            Some(l) => Some(leaf_value(self.text, l)?),
+            None => None,
+        };
+        let mut label_values = Vec::with_capacity(self.plan.label_slots.len());
+        for &s in &self.plan.label_slots {
+            label_values.push(match out.caps[s] {
+                Some(l) => Some(leaf_value(self.text, l)?),
+                None => None,
+            });
+        }
+        let selected: Vec<Result<Option<&Value>, usize>> =
+            label_values.iter().map(|v| Ok(v.as_ref())).collect();
+        // A message here is a mismatch: the DOM path words it (module docs).
+        let labels = build_labels(spec, Ok(labels_from.as_ref()), &selected)
+            .map_err(|_| Stop::Fallback)?;
+        let columns = if self.plan.row_mode {
+            std::mem::take(&mut out.cols)
+        } else {
+            self.column_mode(&mut out)?
+        };
+        for (b, node_bad) in bad.iter_mut().zip(out.bad) {
+            b.merge(node_bad);
+        }
+        Ok(NodeTable { labels, columns })
+    }
+
+    /// Column mode, as the DOM path's `column_mode`.
+    fn column_mode(&self, out: &mut NodeOut) -> R<Vec<Column>> {
+        let fields = &self.plan.rule.response.fields;
+        let mut selected: Vec<Option<Vec<Leaf>>> = Vec::with_capacity(fields.len());
+        for (i, f) in fields.iter().enumerate() {
+            selected.push(match (&f.source, self.plan.col_slot[i]) {
+                (FieldSource::Path(_), Some(slot)) => Some(out.caps[slot].into_iter().collect()),
+                (FieldSource::Path(_), None) => Some(std::mem::take(&mut out.colvals[i])),
+                _ => None,
+            });
+        }
+        let mut len: Option<usize> = None;
+        for values in selected.iter().flatten() {
+            match len {
+                None => len = Some(values.len()),
+                // Ragged columns: the DOM path gives the error (module docs).
+                Some(l) if l != values.len() => return Err(Stop::Fallback),
+                Some(_) => {}
+            }
+        }
+        let rows = len.unwrap_or(1);
+        let mut columns = Vec::with_capacity(fields.len());
+        for (i, (f, sel)) in fields.iter().zip(selected).enumerate() {
+            let (zone, bad) = (&self.zones[i], &mut out.bad[i]);
+            let mut col = empty_column(f.kind, rows);
+            match sel {
+                Some(values) => {
+                    for v in values {
+                        push_leaf(&mut col, f, zone, Some(v), self.text, bad)?;
+                    }
+                }
+                None => {
+                    let v = match f.source {
+                        FieldSource::Key => out.key.as_ref().map(|k| Value::String(k.clone())),
+                        _ => Some(Value::from(out.index)),
+                    };
+                    for _ in 0..rows {
+                        push_value(&mut col, f, zone, v.as_ref(), bad);
+                    }
+                }
+            }
+            columns.push(col);
+        }
+        Ok(columns)
+    }
+}
+
+/// Clears what a frame-trie subtree produced (a repeated key selects it again; the last
+/// value wins, as in serde_json's map).
+fn reset_frame(node: &TNode, out: &mut NodeOut) {
+    for &s in &node.slots_below {
+        out.caps[s] = None;
+    }
+    if node.rows_below {
+        for c in &mut out.cols {
+            *c = c.empty_like();
+        }
+        out.bad.iter_mut().for_each(|b| *b = BadValues::default());
+    }
+    for &f in &node.fields_below {
+        out.colvals[f].clear();
+    }
+}
+
+/// Walks the value at `sc` as node `at` of a row trie, capturing into `caps`.
+fn walk_row(sc: &mut Sc<'_>, trie: &Trie, at: usize, caps: &mut [Option<Leaf>]) -> R<()> {
+    let node = &trie.nodes[at];
+    let start = sc.pos;
+    let kind = match sc.peek() {
+        b'{' if !node.names.is_empty() => {
+            let mut k = sc.obj_first()?;
+            while let Some(key) = k {
+                match child_by_key(&node.names, sc, key)? {
+                    Some(c) => {
+                        for &s in &trie.nodes[c].slots_below {
+                            caps[s] = None;
+                        }
+                        walk_row(sc, trie, c, caps)?;
+                    }
+                    None => sc.skip()?,
+                }
+                k = sc.obj_next()?;
+            }
+            Kind::Obj
+        }
+        b'[' if !node.indices.is_empty() => {
+            let mut i = 0;
+            let mut more = sc.arr_first()?;
+            while more {
+                match node.indices.iter().find(|(n, _)| *n == i) {
+                    Some(&(_, c)) => walk_row(sc, trie, c, caps)?,
+                    None => sc.skip()?,
+                }
+                i += 1;
+                more = sc.arr_next()?;
+            }
+            Kind::Arr
+        }
+        _ if node.caps.is_empty() => {
+            sc.skip()?;
+            return Ok(());
+        }
+        _ => sc.leaf()?.kind,
+    };
+    if !node.caps.is_empty() {
+        let leaf = Leaf {
+            start,
+            end: sc.pos,
+            kind,
+        };
+        for &s in &node.caps {
+            caps[s] = Some(leaf);
+        }
+    }
+    Ok(())
+}
+
+/// The child named by an object key.
+fn child_by_key(names: &[(Box<str>, usize)], sc: &Sc<'_>, key: Key) -> R<Option<usize>> {
+    if key.escaped {
+        let decoded = sc.key_text(key)?;
+        return Ok(names
+            .iter()
+            .find(|(n, _)| **n == *decoded)
+            .map(|&(_, c)| c));
+    }
+    let raw = &sc.b[key.start..key.end];
+    Ok(names
+        .iter()
+        .find(|(n, _)| n.as_bytes() == raw)
+        .map(|&(_, c)| c))
+}
+
+/// The members of the object at `sc` as (key, value start), in key order, a repeated key
+/// once with its last value — the iteration order of serde_json's `BTreeMap`.
+fn sorted_members(sc: &mut Sc<'_>) -> R<Vec<(String, usize)>> {
+    let mut members: Vec<(String, usize)> = Vec::new();
+    let mut k = sc.obj_first()?;
+    while let Some(key) = k {
+        let name = sc.key_text(key)?.into_owned();
+        members.push((name, sc.pos));
+        sc.skip()?;
+        k = sc.obj_next()?;
+    }
+    members.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut out: Vec<(String, usize)> = Vec::with_capacity(members.len());
+    for m in members {
+        match out.last_mut() {
+            Some(last) if last.0 == m.0 => *last = m,
+            _ => out.push(m),
+        }
+    }
+    Ok(out)
+}
+
+/// Follows `steps` (no wildcard) from the value at `sc` and runs `f` on what they select;
+/// a repeated key selects its last value. The whole value is read either way.
+fn find<'t, T>(
+    sc: &mut Sc<'t>,
+    steps: &[Seg],
+    f: &mut dyn FnMut(&mut Sc<'t>) -> R<T>,
+) -> R<Option<T>> {
+    let Some((first, rest)) = steps.split_first() else {
+        return f(sc).map(Some);
+    };
+    let mut found = None;
+    match (first, sc.peek()) {
+        (Seg::Name(name), b'{') => {
+            let mut k = sc.obj_first()?;
+            while let Some(key) = k {
+                if child_by_key(std::slice::from_ref(&(name.clone(), 0)), sc, key)?.is_some() {
+                    found = find(sc, rest, f)?;
+                } else {
+                    sc.skip()?;
+                }
+                k = sc.obj_next()?;
+            }
+        }
+        (Seg::Index(i), b'[') => {
+            let mut j = 0;
+            let mut more = sc.arr_first()?;
+            while more {
+                if j == *i {
+                    found = find(sc, rest, f)?;
+                } else {
+                    sc.skip()?;
+                }
+                j += 1;
+                more = sc.arr_next()?;
+            }
+        }
+        _ => sc.skip()?,
+    }
+    Ok(found)
+}
+
+// ---------------------------------------------------------------------------------------
+// Leaf values → typed columns
+
+/// The DOM value of a captured range (parsed by serde_json: small values only).
+fn leaf_value(text: &str, leaf: Leaf) -> R<Value> {
+    match leaf.kind {
+        Kind::Null => Ok(Value::Null),
+        Kind::Bool(b) => Ok(Value::Bool(b)),
+        Kind::Num(n) => num_value(n, &text[leaf.start..leaf.end]),
+        _ => serde_json::from_str(&text[leaf.start..leaf.end]).map_err(|_| Stop::Fallback),
+    }
+}
+
+/// Exact powers of ten, as serde_json's table has them.
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// The `Value::Number` serde_json builds for a number token (module docs).
+fn num_value(n: Num, raw: &str) -> R<Value> {
+    if !n.exact {
+        return serde_json::from_str(raw).map_err(|_| Stop::Fallback);
+    }
+    let float = |f: f64| Number::from_f64(f).map_or(Value::Null, Value::Number);
+    Ok(if n.int {
+        if !n.neg {
+            Value::Number(n.sig.into())
+        } else {
+            // serde_json: `-0` and magnitudes beyond i64 become floats.
+            let neg = (n.sig as i64).wrapping_neg();
+            if neg >= 0 {
+                float(-(n.sig as f64))
+            } else {
+                Value::Number(neg.into())
+            }
+        }
+    } else {
+        let mut f = n.sig as f64;
+        let e = n.exp.unsigned_abs() as usize;
+        if n.exp >= 0 {
+            f *= POW10[e];
+        } else {
+            f /= POW10[e];
+        }
+        float(if n.neg { -f } else { f })
+    })
+}
+
+/// Appends one captured value (`None`: the path selected nothing) to a typed column, as
+/// the DOM path's `push_value` would for its `Value`.
+fn push_leaf(
+    col: &mut Column,
+    f: &FieldSpec,
+    zone: &TimeZone,
+    leaf: Option<Leaf>,
+    text: &str,
+    bad: &mut BadValues,
+) -> R<()> {
+    let Some(leaf) = leaf else {
+        push_value(col, f, zone, None, bad);
+        return Ok(());
+    };
+    match leaf.kind {
+        Kind::Null => push_value(col, f, zone, None, bad),
+        Kind::Bool(b) => push_value(col, f, zone, Some(&Value::Bool(b)), bad),
+        Kind::Num(n) => {
+            let v = num_value(n, &text[leaf.start..leaf.end])?;
+            push_value(col, f, zone, Some(&v), bad);
+        }
+        Kind::Str { escaped } => {
+            let s: Cow<'_, str> = if escaped {
+                Cow::Owned(
+                    serde_json::from_str::<String>(&text[leaf.start..leaf.end])
+                        .map_err(|_| Stop::Fallback)?,
+                )
+            } else {
+                Cow::Borrowed(&text[leaf.start + 1..leaf.end - 1])
+            };
+            push_str(col, f, zone, s, bad);
+        }
+        Kind::Obj | Kind::Arr => {
+            let v: Value =
+                serde_json::from_str(&text[leaf.start..leaf.end]).map_err(|_| Stop::Fallback)?;
+            push_value(col, f, zone, Some(&v), bad);
+        }
+    }
+    Ok(())
+}
+
+/// A JSON string into a typed column (`push_value` of `Value::String`).
+fn push_str(col: &mut Column, f: &FieldSpec, zone: &TimeZone, s: Cow<'_, str>, bad: &mut BadValues) {
+    match col {
+        Column::String(c) => c.push(Some(s.into_owned())),
+        Column::Number(c) => {
+            let v = str_to_f64(&s);
+            c.push(v);
+            if v.is_none() {
+                bad.record(Some(&Value::String(s.into_owned())));
+            }
+        }
+        Column::Time(c) if matches!(f.time_format, TimeFormat::Auto | TimeFormat::Rfc3339) => {
+            match iso_with_offset(&s) {
+                Some(v) => {
+                    c.push(v);
+                    if v.is_none() {
+                        bad.record(Some(&Value::String(s.into_owned())));
+                    }
+                }
+                None => push_value(col, f, zone, Some(&Value::String(s.into_owned())), bad),
+            }
+        }
+        _ => push_value(col, f, zone, Some(&Value::String(s.into_owned())), bad),
+    }
+}
+
+/// `to_epoch_ns` of a string for formats `auto` / `rfc3339` when the text is a timestamp
+/// with an offset (`Some(result)`), else `None` (the caller asks `to_epoch_ns`). Identical
+/// to it: the trimmed text has a ':' so `auto` does not read it as an epoch number, and
+/// `parse_iso` tries `Timestamp` first and returns its result.
+fn iso_with_offset(s: &str) -> Option<Option<i64>> {
+    let t = s.trim();
+    if !t.contains(':') {
+        return None;
+    }
+    let ts = t.parse::<jiff::Timestamp>().ok()?;
+    Some(i64::try_from(ts.as_nanosecond()).ok())
+}
+
+// ---------------------------------------------------------------------------------------
+// The scanner
+
+/// Why a pass stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// serde_json would reject the document.
+    Invalid,
+    /// The DOM path has to decide (an error that needs its exact wording).
+    Fallback,
+}
+
+type R<T> = Result<T, Stop>;
+
+/// A selected value: its byte range in the body and what it is.
+#[derive(Debug, Clone, Copy)]
+struct Leaf {
+    start: usize,
+    end: usize,
+    kind: Kind,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Null,
+    Bool(bool),
+    Num(Num),
+    /// A string (range includes the quotes).
+    Str {
+        escaped: bool,
+    },
+    Obj,
+    Arr,
+}
+
+/// A number token as serde_json reads it: sign, significand (all digits), decimal exponent.
+#[derive(Debug, Clone, Copy)]
+struct Num {
+    neg: bool,
+    sig: u64,
+    exp: i32,
+    /// No fraction and no exponent.
+    int: bool,
+    /// `sig`/`exp` give serde_json's value exactly (module docs).
+    exact: bool,
+}
+
+/// An object key (range without the quotes).
+#[derive(Debug, Clone, Copy)]
+struct Key {
+    start: usize,
+    end: usize,
+    escaped: bool,
+}
+
+/// serde_json's recursion limit: the 128th nested `[` / `{` is an error.
+const MAX_DEPTH: u32 = 128;
+
+/// Bytes that end the plain run of a string: `"`, `\` and control characters.
+static STRING_STOP: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = true;
+        i += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
+
+/// A validating cursor over the body (a `&str`: UTF-8 was checked once).
+struct Sc<'t> {
+    text: &'t str,
+    b: &'t [u8],
+    pos: usize,
+    depth: u32,
+}
+
+impl<'t> Sc<'t> {
+    fn new(text: &'t str) -> Sc<'t> {
+        Sc {
+            text,
+            b: text.as_bytes(),
+            pos: 0,
+            depth: 0,
+        }
+    }
+
+    /// A cursor at an already validated value of the same body.
+    fn at(&self, pos: usize) -> Sc<'t> {
+        Sc {
+            text: self.text,
+            b: self.b,
+            pos,
+            depth: 0,
+        }
+    }
+
+    #[inline]
+    fn peek(&self) -> u8 {
+        self.b.get(self.pos).copied().unwrap_or(0)
+    }
+
+    #[inline]
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.b.get(self.pos) {
+            self.pos += 1;
+        }
+    }
+
+    fn enter(&mut self) -> R<()> {
+        self.depth += 1;
+        if self.depth >= MAX_DEPTH {
+            return Err(Stop::Invalid);
+        }
+        self.pos += 1;
+        self.ws();
+        Ok(())
+    }
+
+    /// At `{`: the first key (cursor at its value), or `None` for `{}`.
+    fn obj_first(&mut self) -> R<Option<Key>> {
+        self.enter()?;
+        match self.peek() {
+            b'}' => {
+                self.pos += 1;
+                self.depth -= 1;
+                Ok(None)
+            }
+            b'"' => self.key().map(Some),
+            _ => Err(Stop::Invalid),
+        }
+    }
+
+    /// After a member's value: the next key, or `None` at `}`.
+    fn obj_next(&mut self) -> R<Option<Key>> {
+        self.ws();
+        match self.peek() {
+            b',' => {
+                self.pos += 1;
+                self.ws();
+                if self.peek() != b'"' {
+                    return Err(Stop::Invalid);
+                }
+                self.key().map(Some)
+            }
+            b'}' => {
+                self.pos += 1;
+                self.depth -= 1;
+                Ok(None)
+            }
+            _ => Err(Stop::Invalid),
+        }
+    }
+
+    fn key(&mut self) -> R<Key> {
+        let start = self.pos + 1;
+        let escaped = self.string()?;
+        let key = Key {
+            start,
+            end: self.pos - 1,
+            escaped,
+        };
+        self.ws();
+        if self.peek() != b':' {
+            return Err(Stop::Invalid);
+        }
+        self.pos += 1;
+        self.ws();
+        Ok(key)
+    }
+
+    /// The text of a key (decoded when it has escapes).
+    fn key_text(&self, key: Key) -> R<Cow<'t, str>> {
+        if key.escaped {
+            serde_json::from_str::<String>(&self.text[key.start - 1..key.end + 1])
+                .map(Cow::Owned)
+                .map_err(|_| Stop::Fallback)
+        } else {
+            Ok(Cow::Borrowed(&self.text[key.start..key.end]))
+        }
+    }
+
+    /// At `[`: true when there is a first element (cursor at it).
+    fn arr_first(&mut self) -> R<bool> {
+        self.enter()?;
+        if self.peek() == b']' {
+            self.pos += 1;
+            self.depth -= 1;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// After an element: true when another follows (cursor at it).
+    fn arr_next(&mut self) -> R<bool> {
+        self.ws();
+        match self.peek() {
+            b',' => {
+                self.pos += 1;
+                self.ws();
+                Ok(true)
+            }
+            b']' => {
+                self.pos += 1;
+                self.depth -= 1;
+                Ok(false)
+            }
+            _ => Err(Stop::Invalid),
+        }
+    }
+
+    /// Skips (and validates) one value.
+    fn skip(&mut self) -> R<()> {
+        match self.peek() {
+            b'{' => {
+                let mut k = self.obj_first()?;
+                while k.is_some() {
+                    self.skip()?;
+                    k = self.obj_next()?;
+                }
+                Ok(())
+            }
+            b'[' => {
+                let mut more = self.arr_first()?;
+                while more {
+                    self.skip()?;
+                    more = self.arr_next()?;
+                }
+                Ok(())
+            }
+            b'"' => self.string().map(drop),
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'n' => self.literal(b"null"),
+            b'-' | b'0'..=b'9' => self.number().map(drop),
+            _ => Err(Stop::Invalid),
+        }
+    }
+
+    /// Reads one value and says what it is.
+    fn leaf(&mut self) -> R<Leaf> {
+        let start = self.pos;
+        let kind = match self.peek() {
+            b'{' => {
+                self.skip()?;
+                Kind::Obj
+            }
+            b'[' => {
+                self.skip()?;
+                Kind::Arr
+            }
+            b'"' => Kind::Str {
+                escaped: self.string()?,
+            },
+            b't' => {
+                self.literal(b"true")?;
+                Kind::Bool(true)
+            }
+            b'f' => {
+                self.literal(b"false")?;
+                Kind::Bool(false)
+            }
+            b'n' => {
+                self.literal(b"null")?;
+                Kind::Null
+            }
+            b'-' | b'0'..=b'9' => Kind::Num(self.number()?),
+            _ => return Err(Stop::Invalid),
+        };
+        Ok(Leaf {
+            start,
+            end: self.pos,
+            kind,
+        })
+    }
+
+    fn literal(&mut self, word: &[u8]) -> R<()> {
+        if self.b.get(self.pos..self.pos + word.len()) == Some(word) {
+            self.pos += word.len();
+            Ok(())
+        } else {
+            Err(Stop::Invalid)
+        }
+    }
+
+    /// At `"`: validates the string (escapes, paired surrogates, no control characters)
+    /// and moves past it; true when it has escapes.
+    #[inline]
+    fn string(&mut self) -> R<bool> {
+        let b = self.b;
+        let mut i = self.pos + 1;
+        let mut escaped = false;
+        loop {
+            while let Some(&c) = b.get(i) {
+                if STRING_STOP[usize::from(c)] {
+                    break;
+                }
+                i += 1;
+            }
+            match b.get(i) {
+                Some(b'"') => {
+                    self.pos = i + 1;
+                    return Ok(escaped);
+                }
+                Some(b'\\') => {
+                    escaped = true;
+                    i = self.escape(i + 1)?;
+                }
+                _ => return Err(Stop::Invalid),
+            }
+        }
+    }
+
+    /// An escape after `\` at `i`; returns the index after it (serde_json's rules: a
+    /// leading surrogate must be followed by `\u` and a trailing one, which never stands
+    /// alone).
+    fn escape(&self, i: usize) -> R<usize> {
+        match self.b.get(i) {
+            Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => Ok(i + 1),
+            Some(b'u') => {
+                let n = self.hex4(i + 1)?;
+                if (0xDC00..=0xDFFF).contains(&n) {
+                    return Err(Stop::Invalid);
+                }
+                if !(0xD800..=0xDBFF).contains(&n) {
+                    return Ok(i + 5);
+                }
+                let j = i + 5;
+                if self.b.get(j..j + 2) != Some(b"\\u") {
+                    return Err(Stop::Invalid);
+                }
+                let n2 = self.hex4(j + 2)?;
+                if !(0xDC00..=0xDFFF).contains(&n2) {
+                    return Err(Stop::Invalid);
+                }
+                Ok(j + 6)
+            }
+            _ => Err(Stop::Invalid),
+        }
+    }
+
+    fn hex4(&self, i: usize) -> R<u16> {
+        let digits = self.b.get(i..i + 4).ok_or(Stop::Invalid)?;
+        let mut n: u16 = 0;
+        for &d in digits {
+            let v = match d {
+                b'0'..=b'9' => d - b'0',
+                b'a'..=b'f' => d - b'a' + 10,
+                b'A'..=b'F' => d - b'A' + 10,
+                _ => return Err(Stop::Invalid),
+            };
+            n = n * 16 + u16::from(v);
+        }
+        Ok(n)
+    }
+
+    /// At `-` or a digit: validates a number token and moves past it. Tokens whose range
+    /// serde_json might refuse (huge exponents, more digits than a u64 holds) are checked by
+    /// serde_json itself.
+    fn number(&mut self) -> R<Num> {
+        let b = self.b;
+        let start = self.pos;
+        let mut i = start;
+        let neg = b.get(i) == Some(&b'-');
+        if neg {
+            i += 1;
+        }
+        // serde_json's `overflow!(sig * 10 + d, u64::MAX)`.
+        let next = |sig: u64, d: u8| -> Option<u64> {
+            let d = u64::from(d - b'0');
+            if sig >= u64::MAX / 10 && (sig > u64::MAX / 10 || d > u64::MAX % 10) {
+                None
+            } else {
+                Some(sig * 10 + d)
+            }
+        };
+        let mut sig: u64 = 0;
+        let mut overflow = false;
+        match b.get(i) {
+            Some(b'0') => i += 1,
+            Some(b'1'..=b'9') => {
+                while let Some(&d @ b'0'..=b'9') = b.get(i) {
+                    if !overflow {
+                        match next(sig, d) {
+                            Some(s) => sig = s,
+                            None => overflow = true,
+                        }
+                    }
+                    i += 1;
+                }
+            }
+            _ => return Err(Stop::Invalid),
+        }
+        let mut exp: i32 = 0;
+        let mut int = true;
+        if b.get(i) == Some(&b'.') {
+            int = false;
+            i += 1;
+            let digits = i;
+            while let Some(&d @ b'0'..=b'9') = b.get(i) {
+                if !overflow {
+                    match next(sig, d) {
+                        Some(s) => {
+                            sig = s;
+                            exp -= 1;
+                        }
+                        None => overflow = true,
+                    }
+                }
+                i += 1;
+            }
+            if i == digits {
+                return Err(Stop::Invalid);
+            }
+        }
+        let mut exp_overflow = false;
+        if let Some(b'e' | b'E') = b.get(i) {
+            int = false;
+            i += 1;
+            let positive = match b.get(i) {
+                Some(b'+') => {
+                    i += 1;
+                    true
+                }
+                Some(b'-') => {
+                    i += 1;
+                    false
+                }
+                _ => true,
+            };
+            let digits = i;
+            let mut e: i32 = 0;
+            while let Some(&d @ b'0'..=b'9') = b.get(i) {
+                let d = i32::from(d - b'0');
+                if e >= i32::MAX / 10 && (e > i32::MAX / 10 || d > i32::MAX % 10) {
+                    exp_overflow = true;
+                } else if !exp_overflow {
+                    e = e * 10 + d;
+                }
+                i += 1;
+            }
+            if i == digits {
+                return Err(Stop::Invalid);
+            }
+            exp = if positive {
+                exp.saturating_add(e)
+            } else {
+                exp.saturating_sub(e)
+            };
+        }
+        self.pos = i;
+        let odd = overflow || exp_overflow;
+        // Below 2^64 × 10^288 nothing overflows f64; beyond, serde_json decides.
+        if odd || exp > 288 {
+            serde_json::from_str::<Value>(&self.text[start..i]).map_err(|_| Stop::Invalid)?;
+        }
+        Ok(Num {
+            neg,
+            sig,
+            exp,
+            int,
+            exact: !odd && (int || (-22..=22).contains(&exp)),
+        })
+    }
+}
+
+#[cfg(test)]
+#[path = "convert_fast_tests.rs"]
+mod tests;
