@@ -817,9 +817,8 @@ fn time_series(
     let mut dropped = 0usize;
     let mut duplicates = 0usize;
     // Group (table, row) pairs by label set, in order of first appearance.
-    let mut groups: Vec<(BTreeMap<String, String>, Vec<(usize, usize)>)> = Vec::new();
-    let mut index: std::collections::HashMap<BTreeMap<String, String>, usize> =
-        std::collections::HashMap::new();
+    let mut groups: Vec<(Labels, Vec<(usize, usize)>)> = Vec::new();
+    let mut index: std::collections::HashMap<Labels, usize> = std::collections::HashMap::new();
     for (ti, table) in tables.iter().enumerate() {
         let Column::Time(times) = &table.columns[time_idx] else {
             continue;
@@ -902,6 +901,9 @@ fn time_series(
     }
     frames
 }
+
+/// A label set.
+type Labels = BTreeMap<String, String>;
 
 /// Column `col` of the (table, row) pairs, in that order.
 fn gather(tables: &[NodeTable], col: usize, pairs: &[(usize, usize)]) -> Column {

@@ -378,6 +378,8 @@ struct Plan<'r> {
     label_slots: Vec<usize>,
     /// Column mode: the capture slot of a field path without wildcard.
     col_slot: Vec<Option<usize>>,
+    /// `^PATH` fields: the capture slot of the path (on the frame node).
+    frame_slot: Vec<Option<usize>>,
     /// Per field: the `${__response.PATH}` zone path.
     zone_paths: Vec<Option<Vec<Seg>>>,
 }
@@ -411,6 +413,18 @@ impl<'r> Plan<'r> {
             let s = new_slot();
             frame_trie.nodes[node].caps.push(s);
             label_slots.push(s);
+        }
+        let mut frame_slot = vec![None; spec.fields.len()];
+        for (i, f) in spec.fields.iter().enumerate() {
+            match &f.source {
+                FieldSource::Frame(p) => {
+                    let node = frame_trie.insert(&plain_path(p.as_str())?)?;
+                    let s = new_slot();
+                    frame_trie.nodes[node].caps.push(s);
+                    frame_slot[i] = Some(s);
+                }
+                FieldSource::Path(_) | FieldSource::Key | FieldSource::Index => {}
+            }
         }
         let mut row_trie = Trie::new();
         let mut groups: Vec<Group> = Vec::new();
@@ -494,6 +508,7 @@ impl<'r> Plan<'r> {
             labels_from_slot,
             label_slots,
             col_slot,
+            frame_slot,
             zone_paths,
         })
     }
@@ -571,8 +586,9 @@ struct NodeOut {
     index: usize,
     /// Frame-level captures (labels, `labelsFrom`, column-mode paths without wildcard).
     caps: Vec<Option<Leaf>>,
-    /// Row mode: the columns and their bad values.
+    /// Row mode: the columns, their bad values and the row count.
     cols: Vec<Column>,
+    rows: usize,
     bad: Vec<BadValues>,
     /// Column mode: the values of each wildcard field.
     colvals: Vec<Vec<Leaf>>,
@@ -596,6 +612,7 @@ impl<'t> Run<'_, '_, 't> {
             } else {
                 Vec::new()
             },
+            rows: 0,
             bad: fields.iter().map(|_| BadValues::default()).collect(),
             colvals: if self.plan.row_mode {
                 Vec::new()
@@ -787,6 +804,7 @@ impl<'t> Run<'_, '_, 't> {
     ) -> R<()> {
         scratch.iter_mut().for_each(|c| *c = None);
         walk_row(sc, &self.plan.row_trie, 0, scratch)?;
+        out.rows += 1;
         let fields = &self.plan.rule.response.fields;
         for (i, f) in fields.iter().enumerate() {
             let (col, bad, zone) = (&mut out.cols[i], &mut out.bad[i], &self.zones[i]);
@@ -797,6 +815,8 @@ impl<'t> Run<'_, '_, 't> {
                     push_value(col, f, zone, v.as_ref(), bad);
                 }
                 FieldSource::Index => push_value(col, f, zone, Some(&Value::from(index)), bad),
+                // Filled when the frame node is finished (its path may come later).
+                FieldSource::Frame(_) => {}
             }
         }
         Ok(())
@@ -823,6 +843,14 @@ impl<'t> Run<'_, '_, 't> {
         let labels = build_labels(spec, Ok(labels_from.as_ref()), &selected)
             .map_err(|_| Stop::Fallback)?;
         let columns = if self.plan.row_mode {
+            let fields = &self.plan.rule.response.fields;
+            for (i, f) in fields.iter().enumerate() {
+                if let Some(v) = self.frame_field(&out, i)? {
+                    for _ in 0..out.rows {
+                        push_value(&mut out.cols[i], f, &self.zones[i], v.as_ref(), &mut out.bad[i]);
+                    }
+                }
+            }
             std::mem::take(&mut out.cols)
         } else {
             self.column_mode(&mut out)?
@@ -831,6 +859,18 @@ impl<'t> Run<'_, '_, 't> {
             b.merge(node_bad);
         }
         Ok(NodeTable { labels, columns })
+    }
+
+    /// The value of `^PATH` field `i` on the frame node (`None`: not such a field).
+    #[allow(clippy::option_option)]
+    fn frame_field(&self, out: &NodeOut, i: usize) -> R<Option<Option<Value>>> {
+        let Some(slot) = self.plan.frame_slot[i] else {
+            return Ok(None);
+        };
+        Ok(Some(match out.caps[slot] {
+            Some(l) => Some(leaf_value(self.text, l)?),
+            None => None,
+        }))
     }
 
     /// Column mode, as the DOM path's `column_mode`.
@@ -856,6 +896,10 @@ impl<'t> Run<'_, '_, 't> {
         let rows = len.unwrap_or(1);
         let mut columns = Vec::with_capacity(fields.len());
         for (i, (f, sel)) in fields.iter().zip(selected).enumerate() {
+            let frame_value = match f.source {
+                FieldSource::Frame(_) => self.frame_field(out, i)?.flatten(),
+                _ => None,
+            };
             let (zone, bad) = (&self.zones[i], &mut out.bad[i]);
             let mut col = empty_column(f.kind, rows);
             match sel {
@@ -867,6 +911,7 @@ impl<'t> Run<'_, '_, 't> {
                 None => {
                     let v = match f.source {
                         FieldSource::Key => out.key.as_ref().map(|k| Value::String(k.clone())),
+                        FieldSource::Frame(_) => frame_value,
                         _ => Some(Value::from(out.index)),
                     };
                     for _ in 0..rows {
@@ -890,6 +935,7 @@ fn reset_frame(node: &TNode, out: &mut NodeOut) {
         for c in &mut out.cols {
             *c = c.empty_like();
         }
+        out.rows = 0;
         out.bad.iter_mut().for_each(|b| *b = BadValues::default());
     }
     for &f in &node.fields_below {

@@ -436,6 +436,29 @@ impl Instance {
         out
     }
 
+    /// A header value safe to show: credential headers of the datasource (basic auth,
+    /// API key, custom secure headers) and `Authorization`/`Cookie` become `***`; other
+    /// values have secrets masked.
+    pub fn mask_header(&self, name: &str, value: &str) -> String {
+        let sensitive = [
+            "authorization",
+            "cookie",
+            "proxy-authorization",
+            "x-id-token",
+        ]
+        .iter()
+        .any(|h| name.eq_ignore_ascii_case(h))
+            || self
+                .fixed_headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case(name));
+        if sensitive {
+            MASK.to_owned()
+        } else {
+            self.mask(value)
+        }
+    }
+
     /// The decrypted secureJsonData (for rendering run-time credential requests).
     pub fn secrets(&self) -> &HashMap<String, String> {
         &self.secrets

@@ -32,6 +32,7 @@ pub mod pipeline;
 pub mod plugin;
 pub mod provisioning;
 pub mod render;
+pub mod resources;
 pub mod rule;
 pub mod server;
 pub mod settings;

@@ -200,6 +200,42 @@ pub async fn run_encoded(
     Ok(encoded)
 }
 
+/// The request a query would send, for the editor's preview: method, masked URL, headers
+/// (credential headers replaced by `***`, secrets masked elsewhere) and the body (masked).
+///
+/// # Errors
+/// As [`run`] for the steps before fetching (unknown rule, params, render).
+pub fn describe_request(
+    instance: &Instance,
+    rule_id: &str,
+    params: &serde_json::Map<String, Value>,
+    query: &DataQuery,
+) -> Result<Value, QueryError> {
+    let p = prepare(instance, rule_id, params, query, &RequestContext::default())?;
+    let headers: Vec<Value> = p
+        .request
+        .headers
+        .iter()
+        .map(|(k, v)| serde_json::json!([k, instance.mask_header(k, v)]))
+        .collect();
+    let body = p
+        .request
+        .body
+        .as_ref()
+        .map(|b| instance.mask(&String::from_utf8_lossy(b)));
+    let credential = instance
+        .token
+        .as_ref()
+        .map(|_| "a run-time credential (OAuth2/login) is added when sent");
+    Ok(serde_json::json!({
+        "method": p.request.method.as_str(),
+        "url": p.masked_url,
+        "headers": headers,
+        "body": body,
+        "note": credential,
+    }))
+}
+
 /// A query rendered and ready to fetch.
 struct Prepared<'a> {
     rule: &'a crate::rule::Rule,

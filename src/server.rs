@@ -324,6 +324,44 @@ impl pluginv2::diagnostics_server::Diagnostics for Plugin {
 }
 
 #[tonic::async_trait]
+impl pluginv2::resource_server::Resource for Plugin {
+    type CallResourceStream = futures_util::stream::Once<
+        futures_util::future::Ready<Result<pluginv2::CallResourceResponse, Status>>,
+    >;
+
+    async fn call_resource(
+        &self,
+        request: Request<pluginv2::CallResourceRequest>,
+    ) -> Result<Response<Self::CallResourceStream>, Status> {
+        let req = request.into_inner();
+        let settings = settings_from_pb(req.plugin_context.as_ref());
+        let (code, body) = crate::resources::handle(
+            &self.instances,
+            settings.as_ref(),
+            &req.method,
+            &req.path,
+            &req.body,
+        )
+        .await;
+        let mut headers = HashMap::new();
+        headers.insert(
+            "Content-Type".to_owned(),
+            pluginv2::StringList {
+                values: vec!["application/json".to_owned()],
+            },
+        );
+        let resp = pluginv2::CallResourceResponse {
+            code: i32::from(code),
+            headers,
+            body: body.to_string().into_bytes(),
+        };
+        Ok(Response::new(futures_util::stream::once(
+            futures_util::future::ready(Ok(resp)),
+        )))
+    }
+}
+
+#[tonic::async_trait]
 impl goplugin::grpc_controller_server::GrpcController for Plugin {
     async fn shutdown(
         &self,
@@ -355,11 +393,14 @@ pub async fn serve(
         .max_encoding_message_size(MAX_RESPONSE_BYTES);
     let diagnostics = pluginv2::diagnostics_server::DiagnosticsServer::new(plugin.clone())
         .max_decoding_message_size(MAX_REQUEST_BYTES);
+    let resource = pluginv2::resource_server::ResourceServer::new(plugin.clone())
+        .max_decoding_message_size(MAX_REQUEST_BYTES);
     let controller = goplugin::grpc_controller_server::GrpcControllerServer::new(plugin);
     let router = tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(data)
         .add_service(diagnostics)
+        .add_service(resource)
         .add_service(controller);
     let signal = async move {
         let _ = shutdown.wait_for(|v| *v).await;

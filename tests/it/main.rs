@@ -8,4 +8,5 @@ mod jsonpath_cts;
 mod plugin_process;
 mod prometheus_e2e;
 mod query_errors;
+mod resources;
 mod support;
