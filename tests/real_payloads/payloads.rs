@@ -21,32 +21,13 @@ use crate::support::stub::{Route, Seen, Stub};
 
 /// What the converter cannot express yet for these payloads (printed by the test; the report
 /// describes the source change each needs). `(fixture / rule, what is missing)`.
-const KNOWN_GAPS: &[(&str, &str)] = &[
-    (
-        "nordpool-delivery-period-today / nordpool prices",
-        "values under dynamic keys in every row (`entryPerArea.<area>`) cannot become one \
-         series per area: a row field cannot read its parent (the frame node's \
-         `deliveryStart`) and series are not merged across frame nodes, so the rule lists \
-         one field per area (SE3, SE4) and breaks when the areas change",
-    ),
-    (
-        "nordpool, open-meteo, energyzero (REST) request dates",
-        "`${__from:date:FORMAT}` renders in UTC only: a dashboard in Europe/Stockholm or \
-         Europe/Amsterdam whose range starts at local midnight (22:00/23:00Z) asks these \
-         day-based APIs for the previous day; a zone for date templates is missing",
-    ),
-    (
-        "github-paginate-issues / github issues",
-        "a `type: json` field with a wildcard path (`$.labels[*].name`) gives null for no \
-         match, the bare value for one match and an array only for several, so a list column \
-         is not always a list (here every issue has `labels: []`, shown as null)",
-    ),
-    (
-        "energyzero-graphql-energy / energyzero gql_additional_costs",
-        "an inner array (`prices[*].additionalCosts[*]`) cannot be flattened with its \
-         parent's time (`from`), so the rule shows the first hour's costs only",
-    ),
-];
+///
+/// Empty for now. The four gaps listed before are closed, and their runs check the fix:
+/// Nord Pool `prices` (one series per `entryPerArea` key: `^` frame-node paths and series
+/// grouped across frame nodes), request dates of the day-based APIs (`request.timezone`),
+/// GitHub `issues` labels (a json field with a wildcard path is always a list) and EnergyZero
+/// `gql_additional_costs` (every hour's inner array, with the hour read through `^.from`).
+const KNOWN_GAPS: &[(&str, &str)] = &[];
 
 /// Where the fixture's body is served.
 enum Serve {
@@ -249,15 +230,22 @@ fn assert_timeseries(frames: &[DecodedFrame], n: usize, rows: usize) {
 // ---------------------------------------------------------------------------------------------
 // Open-Meteo.
 
-fn open_meteo_hourly(o: &Outcome) {
-    let frames = o.frames();
-    assert_timeseries(frames, 6, 168);
-    let q = executed_query(&frames[0]);
+/// The forecast days asked for: the range 2021-11-23T23:00Z..2021-11-30T22:00Z rendered in
+/// Europe/Berlin (in UTC the start would have been the 23rd).
+fn open_meteo_days(f: &DecodedFrame) {
+    let q = executed_query(f);
     assert!(q.contains("/v1/forecast?"), "{q}");
     assert!(
         q.contains("start_date=2021-11-24") && q.contains("end_date=2021-11-30"),
         "{q}"
     );
+    assert!(q.contains("timezone=auto"), "{q}");
+}
+
+fn open_meteo_hourly(o: &Outcome) {
+    let frames = o.frames();
+    assert_timeseries(frames, 6, 168);
+    open_meteo_days(&frames[0]);
     let t = series(frames, "temperature_2m");
     // "2021-11-24T00:00" in Europe/Berlin (CET, +01:00) is 23:00Z the day before.
     assert_eq!(
@@ -286,6 +274,7 @@ fn open_meteo_hourly(o: &Outcome) {
 fn open_meteo_daily(o: &Outcome) {
     let frames = o.frames();
     assert_timeseries(frames, 3, 7);
+    open_meteo_days(&frames[0]);
     let max = series(frames, "temperature_2m_max");
     // Date-only "2021-11-24" is local midnight in Europe/Berlin.
     assert_eq!(i64_at(&max.fields[0], 0), ns("2021-11-23T23:00:00Z"));
@@ -303,6 +292,7 @@ fn open_meteo_sun(o: &Outcome) {
     assert_eq!(meta_type(f), "", "several time fields: an untyped table");
     assert_eq!(type_version(f), vec![0, 0]);
     assert_eq!(f.rows(), 7);
+    open_meteo_days(f);
     assert_eq!(
         i64_at(f.field("sunrise"), 0),
         ns("2021-11-24T07:41:00+01:00")
@@ -416,22 +406,42 @@ fn owm_current(o: &Outcome) {
 
 fn nordpool_prices(o: &Outcome) {
     let frames = o.frames();
+    // One series per area (the `entryPerArea` keys), gathered over the 24 entries.
     assert_timeseries(frames, 2, 24);
     let q = executed_query(&frames[0]);
+    // The range starts at 2024-11-04T23:00Z = local midnight in Europe/Stockholm: the
+    // delivery day asked for is the 5th (in UTC it would have been the 4th).
     assert!(q.contains("date=2024-11-05"), "{q}");
     assert!(
         q.contains("deliveryArea=SE3%2CSE4") && q.contains("currency=SEK"),
         "{q}"
     );
-    let se3 = series(frames, "SE3");
+    for f in frames {
+        assert_eq!(f.fields[0].name, "deliveryStart");
+        assert_eq!(f.fields[1].name, "price");
+        assert_eq!(f.fields[1].labels.len(), 1, "only the area label");
+        assert_eq!(
+            f.fields[1].config.as_ref().unwrap()["displayName"],
+            "${__field.labels.area}"
+        );
+    }
+    let se3 = series_labelled(frames, "area", "SE3");
+    assert_eq!(se3.len(), 1);
+    let se3 = se3[0];
     assert_eq!(i64_at(&se3.fields[0], 0), ns("2024-11-04T23:00:00Z"));
+    assert_eq!(i64_at(&se3.fields[0], 23), ns("2024-11-05T22:00:00Z"));
     assert_eq!(f64_at(&se3.fields[1], 0), 250.73);
     assert_eq!(f64_at(&se3.fields[1], 17), 2512.65);
-    let se4 = series(frames, "SE4");
+    assert_eq!(f64_at(&se3.fields[1], 23), 289.14);
+    let se4 = series_labelled(frames, "area", "SE4")[0];
+    assert_eq!(f64_at(&se4.fields[1], 0), 283.79);
     // The recorded 0.0 at 18:00Z is a value, not a null.
     assert_eq!(i64_at(&se4.fields[0], 19), ns("2024-11-05T18:00:00Z"));
     assert_eq!(se4.fields[1].values[19], Value::from(0.0));
     assert_eq!(f64_at(&se4.fields[1], 23), 349.21);
+    // Both series share the 24 delivery starts.
+    assert_eq!(se3.fields[0].values, se4.fields[0].values);
+    assert!(notices(&frames[0]).is_empty());
 }
 
 fn nordpool_block_prices(o: &Outcome) {
@@ -572,8 +582,12 @@ fn github_issues(o: &Outcome) {
     assert_eq!(str_at(f.field("title"), 2), "Test issue 11");
     assert_eq!(str_at(f.field("title"), 12), "Test issue 1");
     assert_eq!(str_at(f.field("author"), 0), "octokit-fixture-user-a");
-    // `labels: []`: a json field whose path selects nothing is null (see KNOWN_GAPS).
-    assert!(f.field("labels").values.iter().all(Value::is_null));
+    // `labels: []` on every issue: a json field with a wildcard path is always a list.
+    assert!(
+        f.field("labels").values.iter().all(|v| v == "[]"),
+        "{:?}",
+        f.field("labels").values
+    );
     assert!(f.field("assignee").values[0].is_null());
     assert_eq!(i64_at(f.field("comments"), 0), 42);
     assert_eq!(f.field("locked").values[0], Value::Bool(false));
@@ -629,6 +643,7 @@ fn energyzero_prices(o: &Outcome) {
     let frames = o.frames();
     assert_timeseries(frames, 4, 72);
     let q = executed_query(&frames[0]);
+    // The range starts at 2025-12-15T23:00Z, local midnight in Europe/Amsterdam.
     assert!(q.contains("date=16-12-2025"), "{q}");
     assert!(
         q.contains("energyType=ENERGY_TYPE_ELECTRICITY") && q.contains("interval=INTERVAL_HOUR"),
@@ -704,14 +719,45 @@ fn gql_averages(o: &Outcome) {
 fn gql_additional_costs(o: &Outcome) {
     let frames = o.frames();
     gql_request(o);
-    assert_eq!(frames.len(), 1);
-    let f = &frames[0];
-    assert_eq!(meta_type(f), "numeric-long");
-    assert_eq!(f.rows(), 2);
-    assert_eq!(str_at(f.field("cost"), 0), "Energy tax");
-    assert_eq!(f64_at(f.field("priceIncl"), 0), 0.1228634);
-    assert_eq!(str_at(f.field("cost"), 1), "Purchasing cost");
-    assert_eq!(f64_at(f.field("priceExcl"), 1), 0.028);
+    // 2 costs x (priceExcl, priceIncl), each over the 24 hours of the range.
+    assert_timeseries(frames, 4, 24);
+    for f in frames {
+        assert_eq!(f.fields[0].name, "from");
+        assert_eq!(f.fields[1].labels.len(), 1, "only the cost label");
+        assert_eq!(i64_at(&f.fields[0], 0), ns("2025-05-30T22:00:00Z"));
+        assert_eq!(i64_at(&f.fields[0], 23), ns("2025-05-31T21:00:00Z"));
+        assert_eq!(unit(&f.fields[1]), Some("currencyEUR"));
+    }
+    let names: Vec<(&str, &str)> = frames
+        .iter()
+        .map(|f| {
+            (
+                f.fields[1].labels["cost"].as_str(),
+                f.fields[1].name.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("Energy tax", "priceExcl"),
+            ("Energy tax", "priceIncl"),
+            ("Purchasing cost", "priceExcl"),
+            ("Purchasing cost", "priceIncl"),
+        ]
+    );
+    // The same costs in every hour of the fixture.
+    let expected = [0.10154, 0.1228634, 0.028, 0.03388];
+    for (f, want) in frames.iter().zip(expected) {
+        for r in 0..24 {
+            assert_eq!(f64_at(&f.fields[1], r), want, "{names:?} row {r}");
+        }
+    }
+    assert_eq!(
+        frames[1].fields[1].config.as_ref().unwrap()["displayName"],
+        "${__field.labels.cost} incl. VAT"
+    );
+    assert!(notices(&frames[0]).is_empty());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -805,26 +851,29 @@ const CASES: &[Case] = &[
             path: "/v1/forecast",
             content_type: "application/json; charset=utf-8",
         },
+        // The ranges run from the first to the last hour of the forecast in Berlin time
+        // (2021-11-24T00:00 to 2021-11-30T23:00 CET): the rules render the dates in
+        // Europe/Berlin, so the request asks for 2021-11-24..2021-11-30 as recorded.
         runs: &[
             Run {
                 rule: "hourly",
                 params: "{}",
-                from: "2021-11-24T00:00:00Z",
-                to: "2021-11-30T23:00:00Z",
+                from: "2021-11-23T23:00:00Z",
+                to: "2021-11-30T22:00:00Z",
                 check: open_meteo_hourly,
             },
             Run {
                 rule: "daily",
                 params: "{}",
-                from: "2021-11-24T00:00:00Z",
-                to: "2021-11-30T23:00:00Z",
+                from: "2021-11-23T23:00:00Z",
+                to: "2021-11-30T22:00:00Z",
                 check: open_meteo_daily,
             },
             Run {
                 rule: "sun",
                 params: "{}",
-                from: "2021-11-24T00:00:00Z",
-                to: "2021-11-30T23:00:00Z",
+                from: "2021-11-23T23:00:00Z",
+                to: "2021-11-30T22:00:00Z",
                 check: open_meteo_sun,
             },
             Run {
@@ -883,32 +932,33 @@ const CASES: &[Case] = &[
             path: "/api/DayAheadPrices",
             content_type: "application/json; charset=utf-8",
         },
+        // The delivery day 2024-11-05 in Europe/Stockholm (CET): 23:00Z to 23:00Z.
         runs: &[
             Run {
                 rule: "prices",
                 params: "{}",
-                from: "2024-11-05T00:00:00Z",
+                from: "2024-11-04T23:00:00Z",
                 to: "2024-11-05T23:00:00Z",
                 check: nordpool_prices,
             },
             Run {
                 rule: "block_prices",
                 params: "{}",
-                from: "2024-11-05T00:00:00Z",
+                from: "2024-11-04T23:00:00Z",
                 to: "2024-11-05T23:00:00Z",
                 check: nordpool_block_prices,
             },
             Run {
                 rule: "area_averages",
                 params: "{}",
-                from: "2024-11-05T00:00:00Z",
+                from: "2024-11-04T23:00:00Z",
                 to: "2024-11-05T23:00:00Z",
                 check: nordpool_area_averages,
             },
             Run {
                 rule: "publication",
                 params: "{}",
-                from: "2024-11-05T00:00:00Z",
+                from: "2024-11-04T23:00:00Z",
                 to: "2024-11-05T23:00:00Z",
                 check: nordpool_publication,
             },
@@ -996,7 +1046,8 @@ const CASES: &[Case] = &[
         runs: &[Run {
             rule: "electricity_prices",
             params: "{}",
-            from: "2025-12-16T00:00:00Z",
+            // The response's `range`: 2025-12-16 00:00 to 2025-12-19 00:00 in Amsterdam (CET).
+            from: "2025-12-15T23:00:00Z",
             to: "2025-12-18T23:00:00Z",
             check: energyzero_prices,
         }],
