@@ -177,6 +177,8 @@ pub struct ClientOptions {
     pub client_identity_pem: Option<(String, String)>,
     /// `serverName`: verify the certificate against this name instead of the URL's host.
     pub server_name: Option<String>,
+    /// Shared second cache tier (`cache.redis`).
+    pub redis: Option<Arc<crate::redis_tier::RedisTier>>,
 }
 
 /// Most retries of one idempotent request (connect errors, 502/503/504, 429 with a fitting
@@ -291,6 +293,7 @@ pub struct Fetcher {
     max_body: u64,
     inflight: Arc<std::sync::Mutex<std::collections::HashMap<String, (u64, Flight)>>>,
     next_flight: Arc<std::sync::atomic::AtomicU64>,
+    redis: Option<Arc<crate::redis_tier::RedisTier>>,
 }
 
 impl std::fmt::Debug for Fetcher {
@@ -353,6 +356,7 @@ impl Fetcher {
             max_body: opts.max_body,
             inflight: Arc::default(),
             next_flight: Arc::default(),
+            redis: opts.redis.clone(),
         })
     }
 
@@ -424,9 +428,10 @@ impl Fetcher {
                     let this = self.clone();
                     let req = req.clone();
                     let masked = masked_url.to_owned();
-                    let fut = async move { this.fetch_uncached(&req, &masked, timeout).await }
-                        .boxed()
-                        .shared();
+                    let fut =
+                        async move { this.fetch_shared_tier(&req, &masked, policy, timeout).await }
+                            .boxed()
+                            .shared();
                     let id = self
                         .next_flight
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -444,14 +449,18 @@ impl Fetcher {
         }
         match result {
             Ok(mut fetched) => {
-                if !policy.ttl.is_zero() {
+                if !policy.ttl.is_zero() && fetched.fresh_until.is_none() {
                     fetched.fresh_until = Some(std::time::Instant::now() + policy.ttl);
                 }
                 if leader && !policy.ttl.is_zero() {
+                    let now = std::time::Instant::now();
+                    let fresh_for = fetched
+                        .fresh_until
+                        .map_or(policy.ttl, |u| u.saturating_duration_since(now));
                     let entry = Cached {
                         fetched: fetched.clone(),
-                        stored: std::time::Instant::now(),
-                        fresh_for: policy.ttl,
+                        stored: now,
+                        fresh_for,
                         keep_for: policy.ttl + policy.stale_if_error,
                     };
                     self.cache.insert(key, entry).await;
@@ -478,6 +487,43 @@ impl Fetcher {
                 Err(e)
             }
         }
+    }
+
+    /// One upstream call through the optional Redis tier: a fresh Redis entry answers
+    /// (when `policy.read`), otherwise the upstream does and its answer is stored in Redis.
+    async fn fetch_shared_tier(
+        &self,
+        req: &HttpRequest,
+        masked_url: &str,
+        policy: CachePolicy,
+        timeout: Duration,
+    ) -> Result<Fetched, FetchError> {
+        let tier = self.redis.as_ref().filter(|_| !policy.ttl.is_zero());
+        let Some(tier) = tier else {
+            return self.fetch_uncached(req, masked_url, timeout).await;
+        };
+        let key = tier.key(&req.cache_key());
+        if policy.read {
+            if let Some((body, next_link, left)) = tier.get(&key).await {
+                crate::metrics::global().cache_event("redis_hit");
+                return Ok(Fetched {
+                    body,
+                    next_link,
+                    set_cookies: Vec::new(),
+                    stale: None,
+                    fresh_until: Some(std::time::Instant::now() + left.min(policy.ttl)),
+                });
+            }
+        }
+        let fetched = self.fetch_uncached(req, masked_url, timeout).await?;
+        tier.set(
+            &key,
+            &fetched.body,
+            fetched.next_link.as_deref(),
+            policy.ttl,
+        )
+        .await;
+        Ok(fetched)
     }
 
     /// Bytes held by this instance's cache (weighted size).

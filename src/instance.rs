@@ -368,7 +368,19 @@ impl Instance {
                     .expire_after(AnswerExpiry)
                     .build()
             });
+        let redis = match jd.cache.as_ref().and_then(|c| c.redis.as_ref()) {
+            None => None,
+            Some(r) => Some(std::sync::Arc::new(
+                crate::redis_tier::RedisTier::new(
+                    &r.url,
+                    r.key_prefix.as_deref().unwrap_or("restbridge:"),
+                    secrets.get("redisPassword").map(String::as_str),
+                )
+                .map_err(|m| ds_err("jsonData.cache.redis.url", m))?,
+            )),
+        };
         let fetcher = Fetcher::new(&crate::fetch::ClientOptions {
+            redis,
             allowed_hosts: allowed_hosts.clone(),
             max_body,
             cache_bytes: if answers.is_some() {

@@ -31,6 +31,7 @@ pub mod pb;
 pub mod pipeline;
 pub mod plugin;
 pub mod provisioning;
+pub mod redis_tier;
 pub mod render;
 pub mod resources;
 pub mod rule;

@@ -460,6 +460,12 @@ impl Rule {
             .and_then(|c| c.alert_queries)
             .or(ctx.cache_defaults.and_then(|c| c.alert_queries))
             == Some(crate::settings::AlertCacheMode::Cached);
+        if rule_cache.is_some_and(|c| c.redis.is_some()) {
+            return Err(rule_err(
+                &id,
+                "'cache.redis' is a datasource setting (jsonData.cache), not a rule setting",
+            ));
+        }
         if rule_cache.is_some_and(|c| c.max_bytes.is_some()) {
             return Err(rule_err(
                 &id,

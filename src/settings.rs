@@ -114,6 +114,20 @@ pub struct CacheConfig {
     /// `cached` (serve from the cache like dashboards).
     #[serde(default)]
     pub alert_queries: Option<AlertCacheMode>,
+    /// Shared second tier for Grafana HA (datasource level only).
+    #[serde(default)]
+    pub redis: Option<RedisConfig>,
+}
+
+/// `cache.redis`: a Redis shared by the plugin processes of several Grafana replicas.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RedisConfig {
+    /// `redis://host:port[/db]`; a password is taken from secure `redisPassword`.
+    pub url: String,
+    /// Prefix of every key (default `restbridge:`).
+    #[serde(default)]
+    pub key_prefix: Option<String>,
 }
 
 /// How alert queries use the cache (protocol.md §4.3 `FromAlert`, `X-Cache-Skip`).

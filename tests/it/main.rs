@@ -8,5 +8,6 @@ mod jsonpath_cts;
 mod plugin_process;
 mod prometheus_e2e;
 mod query_errors;
+mod redis_tier;
 mod resources;
 mod support;
