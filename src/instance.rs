@@ -174,6 +174,13 @@ impl Instance {
                         )
                     })?;
                 let url = join_url(&base, token_url).map_err(|m| ds_err("auth.tokenUrl", m))?;
+                // The client secret goes only where credentials may go (config.md §1).
+                if !allowed_hosts.contains(&host_port(&url)) {
+                    return Err(ds_err(
+                        "auth.tokenUrl",
+                        "the token URL must be on the datasource host or in allowedHosts".into(),
+                    ));
+                }
                 let mut form = vec![
                     ("grant_type".to_owned(), "client_credentials".to_owned()),
                     ("client_id".to_owned(), client_id.clone()),
@@ -412,7 +419,20 @@ impl Instance {
             oauth_pass_thru: jd.oauth_pass_thru,
             keep_cookies: jd.keep_cookies,
             secrets,
-            secret_values,
+            secret_values: {
+                // Header values built from secrets (e.g. `Basic base64(user:password)`) are
+                // secrets too, whole and without their scheme.
+                let mut all = secret_values;
+                for (_, v) in &fixed_headers {
+                    all.push(v.clone());
+                    if let Some((_, token)) = v.split_once(' ') {
+                        all.push(token.to_owned());
+                    }
+                }
+                all.sort_by_key(|v| std::cmp::Reverse(v.len()));
+                all.dedup();
+                all
+            },
             fixed_headers,
             query_key,
         })
@@ -706,10 +726,13 @@ fn base64_encode(input: &[u8]) -> String {
 /// A compiled instance, or the settings error every query of that version gets.
 pub type CompiledInstance = Arc<Result<Instance, SettingsError>>;
 
+/// The compile of one datasource version, done once (concurrent callers wait for it).
+type InstanceCell = Arc<std::sync::OnceLock<CompiledInstance>>;
+
 /// Compiled instances by datasource uid; recompiled when `lastUpdatedMS` changes.
 #[derive(Debug, Default)]
 pub struct Instances {
-    map: Mutex<HashMap<String, (i64, CompiledInstance)>>,
+    map: Mutex<HashMap<String, (i64, InstanceCell)>>,
 }
 
 impl Instances {
@@ -717,7 +740,8 @@ impl Instances {
     pub fn cache_bytes(&self) -> u64 {
         self.map.lock().map_or(0, |map| {
             map.values()
-                .filter_map(|(_, i)| i.as_ref().as_ref().ok())
+                .filter_map(|(_, cell)| cell.get())
+                .filter_map(|i| i.as_ref().as_ref().ok())
                 .map(|i| {
                     i.fetcher.cache_bytes()
                         + i.answers
@@ -731,18 +755,21 @@ impl Instances {
     /// The compiled instance for these settings (compiled at most once per version).
     /// A compile error is cached too, so every query of that version gets it at once.
     pub fn get(&self, s: &DataSourceSettings) -> CompiledInstance {
-        if let Ok(map) = self.map.lock() {
-            if let Some((ver, inst)) = map.get(&s.uid) {
-                if *ver == s.last_updated_ms {
-                    return inst.clone();
+        // One cell per (uid, version): concurrent first queries of a new version wait for a
+        // single compile (one client, one cache, one token provider), outside the map lock.
+        let cell = match self.map.lock() {
+            Ok(mut map) => {
+                let entry = map
+                    .entry(s.uid.clone())
+                    .or_insert_with(|| (s.last_updated_ms, Arc::default()));
+                if entry.0 != s.last_updated_ms {
+                    *entry = (s.last_updated_ms, Arc::default());
                 }
+                entry.1.clone()
             }
-        }
-        let compiled = Arc::new(Instance::compile(s));
-        if let Ok(mut map) = self.map.lock() {
-            map.insert(s.uid.clone(), (s.last_updated_ms, compiled.clone()));
-        }
-        compiled
+            Err(_) => Arc::default(),
+        };
+        cell.get_or_init(|| Arc::new(Instance::compile(s))).clone()
     }
 }
 

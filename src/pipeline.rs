@@ -432,6 +432,12 @@ impl Fetch<'_> {
                 .await
                 .map_err(|e| self.mask_err(e))?;
             self.extra_secrets.push(cred.value.clone());
+            if let Some((_, bare)) = cred.value.split_once(' ') {
+                self.extra_secrets.push(bare.to_owned());
+            }
+            if let Some((_, bare)) = cred.value.split_once('=') {
+                self.extra_secrets.push(bare.to_owned());
+            }
             let mut req = request.clone();
             req.headers
                 .retain(|(k, _)| !k.eq_ignore_ascii_case(&cred.header));

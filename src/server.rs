@@ -152,7 +152,12 @@ impl pluginv2::data_server::Data for Plugin {
         &self,
         request: Request<pluginv2::QueryDataRequest>,
     ) -> Result<Response<pluginv2::QueryDataResponse>, Status> {
-        let deadline = grpc_timeout(request.metadata());
+        // Leave a margin before Grafana's deadline so a slow query becomes this refId's 504
+        // (with the other refIds' answers) instead of the whole call being cancelled.
+        let deadline = grpc_timeout(request.metadata()).map(|d| {
+            let margin = (d / 10).max(std::time::Duration::from_millis(100));
+            d.saturating_sub(margin)
+        });
         let req = request.into_inner();
         let ctx = RequestContext::with_headers(deadline, &req.headers);
         let settings = settings_from_pb(req.plugin_context.as_ref()).map(Arc::new);
