@@ -167,6 +167,7 @@ pub async fn run_encoded(
     ctx: RequestContext,
 ) -> Result<Vec<bytes::Bytes>, QueryError> {
     let model = parse_model(&query.json)?;
+    test_hook_panic(&model.rule);
     let prepared = prepare(instance, &model.rule, &model.params, query, &ctx)?;
     let use_answers = instance.answers.is_some() && !prepared.policy.ttl.is_zero();
     let key = use_answers.then(|| {
@@ -234,6 +235,19 @@ pub fn describe_request(
         "body": body,
         "note": credential,
     }))
+}
+
+/// Debug builds only, and only with `RESTBRIDGE_TEST_HOOKS=1`: a query for the rule id
+/// `__panic__` panics, so the tests can prove a panic inside a query becomes that refId's 500
+/// and the process keeps serving. Compiled out of release builds.
+#[allow(clippy::panic)]
+fn test_hook_panic(rule: &str) {
+    if cfg!(debug_assertions)
+        && rule == "__panic__"
+        && std::env::var("RESTBRIDGE_TEST_HOOKS").as_deref() == Ok("1")
+    {
+        panic!("test hook: deliberate panic inside a query");
+    }
 }
 
 /// A query rendered and ready to fetch.

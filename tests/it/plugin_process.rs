@@ -350,3 +350,43 @@ async fn settings_compile_once_per_version_and_large_requests_fit() {
         resp.responses["BIG"].error
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_inside_a_query_is_that_refids_500_and_the_process_keeps_serving() {
+    let upstream = stub().await;
+    let p = PluginProcess::spawn(&[("RESTBRIDGE_TEST_HOOKS", "1")]).await;
+    let ctx = context("ds1", &upstream.url(), &rules_json(), &[], 1);
+    let resp = p
+        .data()
+        .query_data(pluginv2::QueryDataRequest {
+            plugin_context: Some(ctx.clone()),
+            queries: vec![
+                query("BOOM", "__panic__", json!({}), T0, T0),
+                query("OK", "table", json!({}), T0, T0),
+            ],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let boom = &resp.responses["BOOM"];
+    assert_eq!(boom.status, 500);
+    assert_eq!(boom.error_source, "plugin");
+    assert!(boom.error.contains("panicked"), "{}", boom.error);
+    assert_eq!(resp.responses["OK"].status, 200);
+    // Still serving afterwards, and the panic was reported on stderr as go-plugin expects.
+    let again = p
+        .data()
+        .query_data(pluginv2::QueryDataRequest {
+            plugin_context: Some(ctx),
+            queries: vec![query("A", "table", json!({}), T0, T0)],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again.responses["A"].status, 200);
+    std::thread::sleep(Duration::from_millis(100));
+    let lines = p.stderr_lines();
+    assert!(lines.iter().any(|l| l.starts_with("panic: ")), "{lines:?}");
+}
