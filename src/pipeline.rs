@@ -513,26 +513,27 @@ impl Fetch<'_> {
         let mut docs = Vec::new();
         let mut notices = Vec::new();
         let mut rows_read: u64 = 0;
-        let mut cursor: Option<String> = None;
+        // The cursor keeps its JSON type: a string cursor is sent back as a string.
+        let mut cursor: Option<(String, bool)> = None;
         let mut next_url: Option<reqwest::Url> = None;
         for page in 0..p.max_pages {
             let mut req = first.clone();
             let page_i = i64::from(page);
             let value = match p.kind {
-                K::Page => Some((p.start + page_i).to_string()),
+                K::Page => Some(((p.start + page_i).to_string(), true)),
                 K::Offset => {
                     let size = p.size.as_ref().map_or(0, |(_, n)| *n as i64);
-                    Some((p.start + page_i * size).to_string())
+                    Some(((p.start + page_i * size).to_string(), true))
                 }
                 K::Cursor => cursor.clone(),
                 K::Link => None,
             };
-            if let Some(v) = &value {
-                set_param(&mut req, &p.param, v, p.in_body);
+            if let Some((v, numeric)) = &value {
+                set_param(&mut req, &p.param, v, p.in_body, *numeric);
             }
             if let Some((name, n)) = &p.size {
                 if !name.is_empty() && matches!(p.kind, K::Page | K::Offset) {
-                    set_param(&mut req, name, &n.to_string(), p.in_body);
+                    set_param(&mut req, name, &n.to_string(), p.in_body, true);
                 }
             }
             if let (K::Link, Some(url)) = (p.kind, &next_url) {
@@ -555,8 +556,8 @@ impl Fetch<'_> {
                 .as_ref()
                 .and_then(|c| c.select_one(&doc).ok().flatten())
                 .and_then(|v| match v {
-                    Value::String(s) if !s.is_empty() => Some(s.clone()),
-                    Value::Number(n) => Some(n.to_string()),
+                    Value::String(s) if !s.is_empty() => Some((s.clone(), false)),
+                    Value::Number(n) => Some((n.to_string(), true)),
                     _ => None,
                 });
             docs.push(doc);
@@ -602,14 +603,22 @@ impl Fetch<'_> {
     }
 }
 
-/// Sets (replaces) a query parameter, or a top-level field of the JSON body.
-fn set_param(req: &mut crate::fetch::HttpRequest, name: &str, value: &str, in_body: bool) {
+/// Sets (replaces) a query parameter, or a top-level field of the JSON body (a JSON number
+/// when `numeric`, else a string).
+fn set_param(
+    req: &mut crate::fetch::HttpRequest,
+    name: &str,
+    value: &str,
+    in_body: bool,
+    numeric: bool,
+) {
     if in_body {
         if let Some(body) = &req.body {
             if let Ok(Value::Object(mut obj)) = serde_json::from_slice::<Value>(body) {
-                let v = value
-                    .parse::<i64>()
-                    .map_or_else(|_| Value::String(value.to_owned()), Value::from);
+                let number = numeric
+                    .then(|| serde_json::from_str::<serde_json::Number>(value).ok())
+                    .flatten();
+                let v = number.map_or_else(|| Value::String(value.to_owned()), Value::Number);
                 obj.insert(name.to_owned(), v);
                 req.body = Some(Value::Object(obj).to_string().into_bytes());
             }
