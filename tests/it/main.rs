@@ -7,6 +7,7 @@ mod cli;
 mod jsonpath_cts;
 mod plugin_process;
 mod prometheus_e2e;
+mod proxy;
 mod query_errors;
 mod redis_tier;
 mod resources;
