@@ -276,6 +276,29 @@ type Flight = futures_util::future::Shared<
     futures_util::future::BoxFuture<'static, Result<Fetched, FetchError>>,
 >;
 
+/// Removes a coalescing entry when its waiter is done or dropped and no other waiter is left.
+struct FlightGuard<'a> {
+    map: &'a std::sync::Mutex<std::collections::HashMap<String, (u64, Flight)>>,
+    key: &'a str,
+    id: u64,
+    flight: Flight,
+}
+
+impl Drop for FlightGuard<'_> {
+    fn drop(&mut self) {
+        let Ok(mut map) = self.map.lock() else {
+            return;
+        };
+        let ours = map.get(self.key).is_some_and(|(i, _)| *i == self.id);
+        // Clones alive: the map's, this guard's, and one per waiter still awaiting.
+        let others_waiting = self.flight.strong_count().is_some_and(|n| n > 3);
+        let finished = self.flight.peek().is_some();
+        if ours && (finished || !others_waiting) {
+            map.remove(self.key);
+        }
+    }
+}
+
 /// Installs rustls' ring crypto provider once per process (reqwest is built with
 /// `rustls-no-provider`, libraries.md §1).
 pub fn init_tls() {
@@ -441,12 +464,17 @@ impl Fetcher {
             }
         };
         metrics.cache_event(if leader { "miss" } else { "coalesced" });
+        // When the last waiter goes away (done, or its query was cancelled), the map's copy
+        // of the shared request goes too, so an abandoned upstream call is dropped (its
+        // connection closed) instead of running on until its timeout.
+        let guard = FlightGuard {
+            map: &self.inflight,
+            key: &key,
+            id,
+            flight: flight.clone(),
+        };
         let result = flight.await;
-        if let Ok(mut map) = self.inflight.lock() {
-            if map.get(&key).is_some_and(|(i, _)| *i == id) {
-                map.remove(&key);
-            }
-        }
+        drop(guard);
         match result {
             Ok(mut fetched) => {
                 if !policy.ttl.is_zero() && fetched.fresh_until.is_none() {
@@ -590,7 +618,8 @@ impl Fetcher {
             if wait >= left {
                 return Err(err.into_final());
             }
-            tracing::debug!(url = %masked_url, attempt = attempt + 1, wait_ms = wait.as_millis() as u64, error = %err, "Retrying upstream request.");
+            // Only the masked URL and the status: the error text may echo credentials.
+            tracing::debug!(url = %masked_url, attempt = attempt + 1, wait_ms = wait.as_millis() as u64, status = err.status(), "Retrying upstream request.");
             tokio::time::sleep(wait).await;
             attempt += 1;
         }
@@ -603,10 +632,19 @@ impl Fetcher {
         timeout: Duration,
     ) -> Result<Fetched, FetchError> {
         let metrics = crate::metrics::global();
+        // The gauge is decremented by a guard, so a call dropped mid-flight (timeout,
+        // cancelled query) does not leave it at +1.
+        struct InFlight;
+        impl Drop for InFlight {
+            fn drop(&mut self) {
+                crate::metrics::global().inflight.dec();
+            }
+        }
         metrics.inflight.inc();
+        let in_flight = InFlight;
         let started = std::time::Instant::now();
         let result = self.call_inner(req, masked_url, timeout).await;
-        metrics.inflight.dec();
+        drop(in_flight);
         let status = match &result {
             Ok(_) => "2xx".to_owned(),
             Err(FetchError::Status { status, .. }) => status.to_string(),

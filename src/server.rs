@@ -176,6 +176,9 @@ impl pluginv2::data_server::Data for Plugin {
             });
             tasks.push((ref_id, handle));
         }
+        // If Grafana cancels the call, this handler is dropped: abort the queries (and so
+        // their upstream requests) instead of letting them run to their timeouts.
+        let _abort = AbortOnDrop(tasks.iter().map(|(_, h)| h.abort_handle()).collect());
         let mut responses = HashMap::with_capacity(tasks.len());
         for (ref_id, handle) in tasks {
             let resp = match handle.await {
@@ -206,6 +209,17 @@ impl pluginv2::data_server::Data for Plugin {
         Err(Status::unimplemented(
             "QueryChunkedData is not implemented; use QueryData",
         ))
+    }
+}
+
+/// Aborts the tasks it holds when dropped (finished tasks are unaffected).
+struct AbortOnDrop(Vec<tokio::task::AbortHandle>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for h in &self.0 {
+            h.abort();
+        }
     }
 }
 
