@@ -3,9 +3,9 @@
 //!
 //! | Method, path | Body | Answer |
 //! |---|---|---|
-//! | `GET rules` | — | `{"rules": [{id, title, description, format, params: [{name, title, description, default, options, pattern, required}]}]}` |
+//! | `GET rules` | — | `{"rules": [{id, title, description, format, params: [{name, title, description, default, options, pattern, required}], fields: [{name, type}]}]}`; when some rules do not compile, the others plus `"problems"` |
 //! | `POST validate` | `{"url"?, "jsonData": {...}, "secureJsonFields"?: {"key": true}}` or a bare jsonData object | `{"ok": bool, "problems": [{"rule": id or null, "path": "request.url" or null, "message"}]}` |
-//! | `POST preview` | `{"rule", "params"?, "from"? (epoch ms), "to"?, "maxRows"? (default 20)}` | `{"request": {method, url, headers: [[name, value]], body}, "frames": [...], "error"?: {status, errorSource, message}}` — secrets masked |
+//! | `POST preview` | `{"rule", "params"?, "from"? (epoch ms), "to"?, "maxRows"? (default 20), "dryRun"? (render only, no upstream call), "jsonData"? (unsaved settings)}` | `{"request": {method, url, headers: [[name, value]], body}, "frames": [...], "error"?: {status, errorSource, message}}` — secrets masked |
 //!
 //! Unknown paths answer 404 with `{"error": …}`; a bad body answers 400.
 
@@ -30,7 +30,20 @@ pub async fn handle(
 ) -> (u16, Value) {
     let path = path.trim_matches('/');
     match (method.to_ascii_uppercase().as_str(), path) {
-        ("GET", "rules") => with_instance(instances, settings, |i| (200, rules(i))),
+        ("GET", "rules") => {
+            let Some(settings) = settings else {
+                return (
+                    400,
+                    json!({"error": "the request carries no datasource settings"}),
+                );
+            };
+            let compiled = instances.get(settings);
+            match compiled.as_ref() {
+                Ok(i) => (200, rules(i)),
+                // One broken rule must not hide the others from the query editor.
+                Err(_) => (200, rules_partial(settings)),
+            }
+        }
         ("POST", "validate") => match serde_json::from_slice::<Value>(body) {
             Ok(v) => (200, validate(settings, &v)),
             Err(e) => (400, json!({"error": format!("body is not JSON: {e}")})),
@@ -45,6 +58,19 @@ pub async fn handle(
                     json!({"error": "the request carries no datasource settings"}),
                 );
             };
+            // The config editor may preview unsaved rules: `jsonData` in the body replaces
+            // the saved one (secrets stay the saved ones).
+            if let Some(jd) = v.get("jsonData") {
+                let mut draft = settings.clone();
+                draft.json_data = serde_json::to_vec(jd).unwrap_or_default();
+                return match Instance::compile(&draft) {
+                    Ok(i) => preview(&i, &v).await,
+                    Err(e) => (
+                        400,
+                        json!({"error": format!("datasource settings are invalid: {e}")}),
+                    ),
+                };
+            }
             let compiled = instances.get(settings);
             match compiled.as_ref() {
                 Ok(i) => preview(i, &v).await,
@@ -65,33 +91,46 @@ pub async fn handle(
     }
 }
 
-fn with_instance(
-    instances: &Instances,
-    settings: Option<&DataSourceSettings>,
-    f: impl FnOnce(&Instance) -> (u16, Value),
-) -> (u16, Value) {
-    let Some(settings) = settings else {
-        return (
-            400,
-            json!({"error": "the request carries no datasource settings"}),
-        );
-    };
-    let compiled = instances.get(settings);
-    match compiled.as_ref() {
-        Ok(i) => f(i),
-        Err(e) => (
-            400,
-            json!({"error": format!("datasource settings are invalid: {e}")}),
-        ),
-    }
+/// `GET rules`: what the query editor needs to offer a rule, its params and fields (so it
+/// can tell whether a rule suits a variable or annotations).
+pub fn rules(instance: &Instance) -> Value {
+    let list: Vec<Value> = instance.rules.values().map(rule_json).collect();
+    json!({ "rules": list })
 }
 
-/// `GET rules`: what the query editor needs to offer a rule and its params.
-pub fn rules(instance: &Instance) -> Value {
-    let list: Vec<Value> = instance
-        .rules
-        .values()
-        .map(|r| {
+/// `GET rules` when the settings do not compile: every rule that compiles on its own, plus
+/// the problems.
+fn rules_partial(settings: &DataSourceSettings) -> Value {
+    let jd = match JsonData::parse(&settings.json_data) {
+        Ok(jd) => jd,
+        Err(e) => return json!({"rules": [], "problems": [problem(&e)]}),
+    };
+    let secret_keys: HashSet<String> = settings
+        .secure_json_data
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, _)| k.clone())
+        .collect();
+    let ctx = crate::rule::CompileContext {
+        secret_keys: &secret_keys,
+        cache_defaults: jd.cache.as_ref(),
+    };
+    let mut list = Vec::new();
+    let mut problems = Vec::new();
+    for (i, raw) in jd.rules.iter().enumerate() {
+        match crate::settings::parse_rule(i, raw)
+            .and_then(|cfg| crate::rule::Rule::compile(cfg, &ctx))
+        {
+            Ok(rule) => list.push(rule_json(&rule)),
+            Err(e) => problems.push(problem(&e)),
+        }
+    }
+    json!({"rules": list, "problems": problems})
+}
+
+fn rule_json(r: &crate::rule::Rule) -> Value {
+    {
+        {
             let params: Vec<Value> = r
                 .params
                 .iter()
@@ -107,16 +146,22 @@ pub fn rules(instance: &Instance) -> Value {
                     })
                 })
                 .collect();
+            let fields: Vec<Value> = r
+                .response
+                .fields
+                .iter()
+                .map(|f| json!({"name": f.name, "type": format!("{:?}", f.kind).to_ascii_lowercase()}))
+                .collect();
             json!({
                 "id": r.id,
                 "title": r.title,
                 "description": r.description,
                 "format": format!("{:?}", r.response.format).to_ascii_lowercase(),
                 "params": params,
+                "fields": fields,
             })
-        })
-        .collect();
-    json!({ "rules": list })
+        }
+    }
 }
 
 /// Splits a settings error into (rule, key path, message).
@@ -266,6 +311,7 @@ pub async fn preview(instance: &Instance, body: &Value) -> (u16, Value) {
         max_data_points: 1000,
         ..DataQuery::default()
     };
+    let dry_run = body.get("dryRun").and_then(Value::as_bool).unwrap_or(false);
     let request = match crate::pipeline::describe_request(instance, rule, &params, &query) {
         Ok(r) => r,
         Err(e) => {
@@ -275,6 +321,9 @@ pub async fn preview(instance: &Instance, body: &Value) -> (u16, Value) {
             )
         }
     };
+    if dry_run {
+        return (200, json!({"request": request, "frames": []}));
+    }
     match crate::pipeline::run_rule(instance, rule, &params, &query, RequestContext::default())
         .await
     {

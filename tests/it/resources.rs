@@ -150,6 +150,50 @@ async fn rules_validate_and_preview() {
         .unwrap()
         .contains("param 'q'"));
 
+    assert_eq!(
+        r["fields"],
+        json!([{"name": "name", "type": "string"}, {"name": "v", "type": "number"}])
+    );
+    // Dry run: the request only, no upstream call.
+    let hits_before = up.hits();
+    let (_, dry) = call(
+        &p,
+        &ctx,
+        "POST",
+        "preview",
+        json!({"rule": "items", "params": {"q": "a", "n": "1"}, "dryRun": true}),
+    )
+    .await;
+    assert_eq!(dry["frames"], json!([]));
+    assert!(dry["request"]["url"]
+        .as_str()
+        .unwrap()
+        .ends_with("/items?q=a&key=***"));
+    assert_eq!(up.hits(), hits_before, "dry run does not call the upstream");
+    // Unsaved jsonData can be previewed.
+    let mut draft = jd();
+    draft["rules"][0]["request"]["url"] = json!("/items?draft=1");
+    let (_, pv) = call(
+        &p,
+        &ctx,
+        "POST",
+        "preview",
+        json!({"rule": "items", "params": {"n": "1"}, "jsonData": draft, "dryRun": true}),
+    )
+    .await;
+    assert!(
+        pv["request"]["url"].as_str().unwrap().contains("draft=1"),
+        "{pv}"
+    );
+    // One broken rule does not hide the others.
+    let mut broken = jd();
+    broken["rules"].as_array_mut().unwrap().push(json!({"id": "bad", "request": {"url": "/x"}, "response": {"fields": [{"name": "a", "path": "$[?"}]}}));
+    let bctx = context("r2", &up.url(), &broken, &[("apiKey", SECRET)], 1);
+    let (code, partial) = call(&p, &bctx, "GET", "rules", Value::Null).await;
+    assert_eq!(code, 200);
+    assert_eq!(partial["rules"][0]["id"], "items");
+    assert_eq!(partial["problems"][0]["rule"], "bad");
+
     let (code, _) = call(&p, &ctx, "GET", "nope", Value::Null).await;
     assert_eq!(code, 404);
     let (code, _) = call(&p, &ctx, "DELETE", "rules", Value::Null).await;
