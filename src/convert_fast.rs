@@ -239,7 +239,7 @@ struct TNode {
     parent: usize,
     /// Capture slots set to this node's value.
     caps: Vec<usize>,
-    names: Vec<(Box<str>, usize)>,
+    names: Names,
     indices: Vec<(usize, usize)>,
     act: Act,
     /// Capture slots in this subtree (cleared when a repeated key selects it again).
@@ -255,7 +255,7 @@ impl TNode {
         TNode {
             parent,
             caps: Vec::new(),
-            names: Vec::new(),
+            names: Names::default(),
             indices: Vec::new(),
             act: Act::None,
             slots_below: Vec::new(),
@@ -284,6 +284,7 @@ impl Trie {
             let existing = match seg {
                 Seg::Name(n) => self.nodes[at]
                     .names
+                    .list
                     .iter()
                     .find(|(k, _)| k == n)
                     .map(|x| x.1),
@@ -300,7 +301,7 @@ impl Trie {
                     let c = self.nodes.len();
                     self.nodes.push(TNode::new(at));
                     match seg {
-                        Seg::Name(n) => self.nodes[at].names.push((n.clone(), c)),
+                        Seg::Name(n) => self.nodes[at].names.push(n.clone(), c),
                         Seg::Index(i) => self.nodes[at].indices.push((*i, c)),
                         Seg::Wild => return None,
                     }
@@ -340,7 +341,7 @@ impl Trie {
     fn consistent(&self) -> bool {
         self.nodes
             .iter()
-            .all(|n| n.act == Act::None || (n.names.is_empty() && n.indices.is_empty()))
+            .all(|n| n.act == Act::None || (n.names.list.is_empty() && n.indices.is_empty()))
     }
 }
 
@@ -370,6 +371,8 @@ struct Plan<'r> {
     frame_trie: Trie,
     /// Row mode: field paths relative to the row (capture slot = field index).
     row_trie: Trie,
+    /// Every row path is one member name (`$.a`, `$['b']`): rows take [`walk_flat`].
+    row_flat: bool,
     groups: Vec<Group>,
     row_mode: bool,
     /// Frame-level capture slots.
@@ -497,11 +500,18 @@ impl<'r> Plan<'r> {
         if !frame_trie.consistent() {
             return None;
         }
+        let root = &row_trie.nodes[0];
+        let row_flat = root.caps.is_empty()
+            && root.indices.is_empty()
+            && row_trie.nodes[1..]
+                .iter()
+                .all(|n| n.parent == 0 && n.names.list.is_empty() && n.indices.is_empty());
         Some(Plan {
             rule,
             frames,
             frame_trie,
             row_trie,
+            row_flat,
             groups,
             row_mode,
             slots,
@@ -716,10 +726,10 @@ impl<'t> Run<'_, '_, 't> {
                 None
             }
             Act::None => match first {
-                b'{' if !node.names.is_empty() => {
+                b'{' if !node.names.list.is_empty() => {
                     let mut k = sc.obj_first()?;
                     while let Some(key) = k {
-                        match child_by_key(&node.names, sc, key)? {
+                        match node.names.child(sc, key)? {
                             Some(c) => {
                                 reset_frame(&trie.nodes[c], out);
                                 self.walk_frame(sc, scratch, c, out)?;
@@ -803,13 +813,22 @@ impl<'t> Run<'_, '_, 't> {
         index: usize,
     ) -> R<()> {
         scratch.iter_mut().for_each(|c| *c = None);
-        walk_row(sc, &self.plan.row_trie, 0, scratch)?;
+        if self.plan.row_flat {
+            walk_flat(sc, &self.plan.row_trie, scratch)?;
+        } else {
+            walk_row(sc, &self.plan.row_trie, 0, scratch)?;
+        }
         out.rows += 1;
         let fields = &self.plan.rule.response.fields;
-        for (i, f) in fields.iter().enumerate() {
-            let (col, bad, zone) = (&mut out.cols[i], &mut out.bad[i], &self.zones[i]);
+        let cells = fields
+            .iter()
+            .zip(out.cols.iter_mut())
+            .zip(out.bad.iter_mut())
+            .zip(self.zones)
+            .zip(scratch.iter());
+        for ((((f, col), bad), zone), cap) in cells {
             match &f.source {
-                FieldSource::Path(_) => push_leaf(col, f, zone, scratch[i], self.text, bad)?,
+                FieldSource::Path(_) => push_leaf(col, f, zone, *cap, self.text, bad)?,
                 FieldSource::Key => {
                     let v = key.as_ref().map(|k| Value::String(k.clone()));
                     push_value(col, f, zone, v.as_ref(), bad);
@@ -840,14 +859,20 @@ impl<'t> Run<'_, '_, 't> {
         let selected: Vec<Result<Option<&Value>, usize>> =
             label_values.iter().map(|v| Ok(v.as_ref())).collect();
         // A message here is a mismatch: the DOM path words it (module docs).
-        let labels = build_labels(spec, Ok(labels_from.as_ref()), &selected)
-            .map_err(|_| Stop::Fallback)?;
+        let labels =
+            build_labels(spec, Ok(labels_from.as_ref()), &selected).map_err(|_| Stop::Fallback)?;
         let columns = if self.plan.row_mode {
             let fields = &self.plan.rule.response.fields;
             for (i, f) in fields.iter().enumerate() {
                 if let Some(v) = self.frame_field(&out, i)? {
                     for _ in 0..out.rows {
-                        push_value(&mut out.cols[i], f, &self.zones[i], v.as_ref(), &mut out.bad[i]);
+                        push_value(
+                            &mut out.cols[i],
+                            f,
+                            &self.zones[i],
+                            v.as_ref(),
+                            &mut out.bad[i],
+                        );
                     }
                 }
             }
@@ -943,15 +968,39 @@ fn reset_frame(node: &TNode, out: &mut NodeOut) {
     }
 }
 
+/// [`walk_row`] for a trie whose paths are all one member name: one loop over the row's
+/// members, no recursion (a repeated key overwrites: the last value wins).
+#[inline]
+fn walk_flat(sc: &mut Sc<'_>, trie: &Trie, caps: &mut [Option<Leaf>]) -> R<()> {
+    if sc.peek() != b'{' {
+        return sc.skip();
+    }
+    let names = &trie.nodes[0].names;
+    let mut k = sc.obj_first()?;
+    while let Some(key) = k {
+        match names.child(sc, key)? {
+            Some(c) => {
+                let leaf = sc.leaf()?;
+                for &s in &trie.nodes[c].caps {
+                    caps[s] = Some(leaf);
+                }
+            }
+            None => sc.skip()?,
+        }
+        k = sc.obj_next()?;
+    }
+    Ok(())
+}
+
 /// Walks the value at `sc` as node `at` of a row trie, capturing into `caps`.
 fn walk_row(sc: &mut Sc<'_>, trie: &Trie, at: usize, caps: &mut [Option<Leaf>]) -> R<()> {
     let node = &trie.nodes[at];
     let start = sc.pos;
     let kind = match sc.peek() {
-        b'{' if !node.names.is_empty() => {
+        b'{' if !node.names.list.is_empty() => {
             let mut k = sc.obj_first()?;
             while let Some(key) = k {
-                match child_by_key(&node.names, sc, key)? {
+                match node.names.child(sc, key)? {
                     Some(c) => {
                         for &s in &trie.nodes[c].slots_below {
                             caps[s] = None;
@@ -996,20 +1045,139 @@ fn walk_row(sc: &mut Sc<'_>, trie: &Trie, at: usize, caps: &mut [Option<Leaf>]) 
     Ok(())
 }
 
-/// The child named by an object key.
-fn child_by_key(names: &[(Box<str>, usize)], sc: &Sc<'_>, key: Key) -> R<Option<usize>> {
-    if key.escaped {
-        let decoded = sc.key_text(key)?;
-        return Ok(names
-            .iter()
-            .find(|(n, _)| **n == *decoded)
-            .map(|&(_, c)| c));
+/// The member names a trie node looks for, with a small hash table over them (a row
+/// object's keys are looked up once per row): a key is compared by length and its first
+/// 16 bytes as two words, and only longer keys need a byte comparison.
+#[derive(Debug, Default)]
+struct Names {
+    list: Vec<(Box<str>, usize)>,
+    /// Bucket of a key → entries.
+    buckets: Vec<Vec<NameEntry>>,
+}
+
+#[derive(Debug, Clone)]
+struct NameEntry {
+    len: usize,
+    words: [u64; 2],
+    child: usize,
+    /// Index into `list` (for names longer than 16 bytes).
+    at: usize,
+}
+
+const NAME_BUCKETS: usize = 64;
+
+/// A cheap hash of a key: its length, first and last byte.
+#[inline]
+fn name_bucket(k: &[u8]) -> usize {
+    let first = usize::from(k.first().copied().unwrap_or(0));
+    let last = usize::from(k.last().copied().unwrap_or(0));
+    (k.len().wrapping_mul(31) ^ first.wrapping_mul(7) ^ last) % NAME_BUCKETS
+}
+
+/// The first 16 bytes of `k`, zero-padded, as two little-endian words.
+#[inline]
+fn name_words(k: &[u8]) -> [u64; 2] {
+    let word = |from: usize| -> u64 {
+        match k.get(from..from + 8) {
+            Some(w) => <[u8; 8]>::try_from(w).map_or(0, u64::from_le_bytes),
+            None => {
+                let mut buf = [0u8; 8];
+                for (d, s) in buf.iter_mut().zip(k.iter().skip(from)) {
+                    *d = *s;
+                }
+                u64::from_le_bytes(buf)
+            }
+        }
+    };
+    [word(0), word(8)]
+}
+
+/// The `n <= 8` bytes of `b` at `at` as a zero-padded little-endian word (one load when
+/// eight bytes are there, as they are for a key followed by the rest of the document).
+#[inline(always)]
+fn masked_word(b: &[u8], at: usize, n: usize) -> u64 {
+    match b.get(at..at + 8).map(<[u8; 8]>::try_from) {
+        Some(Ok(w)) => {
+            let w = u64::from_le_bytes(w);
+            if n >= 8 {
+                w
+            } else {
+                w & ((1u64 << (8 * n)) - 1)
+            }
+        }
+        _ => name_words(b.get(at..at + n).unwrap_or_default())[0],
     }
-    let raw = &sc.b[key.start..key.end];
-    Ok(names
-        .iter()
-        .find(|(n, _)| n.as_bytes() == raw)
-        .map(|&(_, c)| c))
+}
+
+impl Names {
+    fn push(&mut self, name: Box<str>, child: usize) {
+        if self.buckets.is_empty() {
+            self.buckets = vec![Vec::new(); NAME_BUCKETS];
+        }
+        let k = name.as_bytes();
+        self.buckets[name_bucket(k)].push(NameEntry {
+            len: k.len(),
+            words: name_words(k),
+            child,
+            at: self.list.len(),
+        });
+        self.list.push((name, child));
+    }
+
+    /// The child named `k`.
+    fn find(&self, k: &[u8]) -> Option<usize> {
+        let words = name_words(k);
+        let bucket = self.buckets.get(name_bucket(k))?;
+        bucket
+            .iter()
+            .find(|e| {
+                e.len == k.len()
+                    && e.words == words
+                    && (k.len() <= 16 || self.list[e.at].0.as_bytes() == k)
+            })
+            .map(|e| e.child)
+    }
+
+    /// The child named by an object key (decoded first when it has escapes).
+    #[inline(always)]
+    fn child(&self, sc: &Sc<'_>, key: Key) -> R<Option<usize>> {
+        if key.escaped {
+            return Ok(self.find(sc.key_text(key)?.as_bytes()));
+        }
+        let (b, start, end) = (sc.b, key.start, key.end);
+        let len = end - start;
+        let (first, last) = if len > 0 {
+            (b[start], b[end - 1])
+        } else {
+            (0, 0)
+        };
+        let h = (len.wrapping_mul(31) ^ usize::from(first).wrapping_mul(7) ^ usize::from(last))
+            % NAME_BUCKETS;
+        let Some(bucket) = self.buckets.get(h) else {
+            return Ok(None);
+        };
+        for e in bucket {
+            if e.len != len || e.words[0] != masked_word(b, start, len.min(8)) {
+                continue;
+            }
+            if len <= 8
+                || (e.words[1] == masked_word(b, start + 8, (len - 8).min(8))
+                    && (len <= 16 || self.list[e.at].0.as_bytes() == &b[start..end]))
+            {
+                return Ok(Some(e.child));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// True when an object key is `name`.
+fn key_is(sc: &Sc<'_>, key: Key, name: &str) -> R<bool> {
+    Ok(if key.escaped {
+        *sc.key_text(key)? == *name
+    } else {
+        &sc.b[key.start..key.end] == name.as_bytes()
+    })
 }
 
 /// The members of the object at `sc` as (key, value start), in key order, a repeated key
@@ -1049,7 +1217,7 @@ fn find<'t, T>(
         (Seg::Name(name), b'{') => {
             let mut k = sc.obj_first()?;
             while let Some(key) = k {
-                if child_by_key(std::slice::from_ref(&(name.clone(), 0)), sc, key)?.is_some() {
+                if key_is(sc, key, name)? {
                     found = find(sc, rest, f)?;
                 } else {
                     sc.skip()?;
@@ -1124,9 +1292,97 @@ fn num_value(n: Num, raw: &str) -> R<Value> {
     })
 }
 
+/// `as_f64` of the number [`num_value`] builds for an exact token.
+#[inline]
+fn exact_f64(n: Num) -> f64 {
+    if n.int {
+        // U64 → `u as f64`; I64 → `i as f64`; `-0` and below i64::MIN → `-(sig as f64)`:
+        // all equal to the negated magnitude (rounding is symmetric).
+        let f = n.sig as f64;
+        if n.neg {
+            -f
+        } else {
+            f
+        }
+    } else {
+        let mut f = n.sig as f64;
+        let e = n.exp.unsigned_abs() as usize;
+        if n.exp >= 0 {
+            f *= POW10[e];
+        } else {
+            f /= POW10[e];
+        }
+        if n.neg {
+            -f
+        } else {
+            f
+        }
+    }
+}
+
 /// Appends one captured value (`None`: the path selected nothing) to a typed column, as
-/// the DOM path's `push_value` would for its `Value`.
+/// the DOM path's `push_value` would for its `Value`: the common cases here, the others in
+/// [`push_leaf_general`].
+#[inline]
 fn push_leaf(
+    col: &mut Column,
+    f: &FieldSpec,
+    zone: &TimeZone,
+    leaf: Option<Leaf>,
+    text: &str,
+    bad: &mut BadValues,
+) -> R<()> {
+    if let Some(leaf) = leaf {
+        match (&mut *col, leaf.kind) {
+            (Column::String(c), Kind::Str { escaped: false }) => {
+                c.push(Some(text[leaf.start + 1..leaf.end - 1].to_owned()));
+                return Ok(());
+            }
+            (Column::Number(c), Kind::Num(n)) if n.exact => {
+                c.push(Some(exact_f64(n)));
+                return Ok(());
+            }
+            // `to_i64` of an integer that fits: serde_json's U64 / I64 (`-0`: 0 either way).
+            (Column::Int(c), Kind::Num(n)) if n.exact && n.int && n.sig <= i64::MAX as u64 => {
+                let v = n.sig as i64;
+                c.push(Some(if n.neg { -v } else { v }));
+                return Ok(());
+            }
+            (Column::Time(c), Kind::Str { escaped: false })
+                if matches!(f.time_format, TimeFormat::Auto | TimeFormat::Rfc3339) =>
+            {
+                // Untrimmed text: a match starts with a digit and ends with `Z` or a digit,
+                // so it is its own trim.
+                let raw = &text.as_bytes()[leaf.start + 1..leaf.end - 1];
+                if let Some(ns) = rfc3339_strict(raw) {
+                    c.push(Some(ns));
+                    return Ok(());
+                }
+            }
+            (col, Kind::Null) => {
+                push_null(col);
+                return Ok(());
+            }
+            _ => {}
+        }
+    }
+    push_leaf_general(col, f, zone, leaf, text, bad)
+}
+
+/// A null cell (what `push_value` does for a missing value or JSON `null`).
+#[inline]
+fn push_null(col: &mut Column) {
+    match col {
+        Column::Time(c) | Column::Int(c) => c.push(None),
+        Column::Number(c) => c.push(None),
+        Column::String(c) | Column::Json(c) => c.push(None),
+        Column::Bool(c) => c.push(None),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn push_leaf_general(
     col: &mut Column,
     f: &FieldSpec,
     zone: &TimeZone,
@@ -1141,10 +1397,19 @@ fn push_leaf(
     match leaf.kind {
         Kind::Null => push_value(col, f, zone, None, bad),
         Kind::Bool(b) => push_value(col, f, zone, Some(&Value::Bool(b)), bad),
-        Kind::Num(n) => {
-            let v = num_value(n, &text[leaf.start..leaf.end])?;
-            push_value(col, f, zone, Some(&v), bad);
-        }
+        Kind::Num(n) => match (col, n.exact) {
+            // `to_f64` of the Number serde_json builds (`num_value`), without building it.
+            (Column::Number(c), true) => c.push(Some(exact_f64(n))),
+            // `to_i64` of an integer that fits: serde_json's U64 / I64 (`-0`: 0 either way).
+            (Column::Int(c), true) if n.int && n.sig <= i64::MAX as u64 => {
+                let v = n.sig as i64;
+                c.push(Some(if n.neg { -v } else { v }));
+            }
+            (col, _) => {
+                let v = num_value(n, &text[leaf.start..leaf.end])?;
+                push_value(col, f, zone, Some(&v), bad);
+            }
+        },
         Kind::Str { escaped } => {
             let s: Cow<'_, str> = if escaped {
                 Cow::Owned(
@@ -1166,7 +1431,13 @@ fn push_leaf(
 }
 
 /// A JSON string into a typed column (`push_value` of `Value::String`).
-fn push_str(col: &mut Column, f: &FieldSpec, zone: &TimeZone, s: Cow<'_, str>, bad: &mut BadValues) {
+fn push_str(
+    col: &mut Column,
+    f: &FieldSpec,
+    zone: &TimeZone,
+    s: Cow<'_, str>,
+    bad: &mut BadValues,
+) {
     match col {
         Column::String(c) => c.push(Some(s.into_owned())),
         Column::Number(c) => {
@@ -1197,11 +1468,126 @@ fn push_str(col: &mut Column, f: &FieldSpec, zone: &TimeZone, s: Cow<'_, str>, b
 /// `parse_iso` tries `Timestamp` first and returns its result.
 fn iso_with_offset(s: &str) -> Option<Option<i64>> {
     let t = s.trim();
+    if let Some(ns) = rfc3339_strict(t.as_bytes()) {
+        return Some(Some(ns));
+    }
     if !t.contains(':') {
         return None;
     }
     let ts = t.parse::<jiff::Timestamp>().ok()?;
     Some(i64::try_from(ts.as_nanosecond()).ok())
+}
+
+/// The common RFC 3339 form `YYYY-MM-DDTHH:MM:SS[.f{1,9}](Z|±HH:MM)` with a year in
+/// 1900..=2200 and a valid date and time (no leap second, no `-00:00`), as epoch ns — what
+/// jiff's `Timestamp` parser gives for it (the tests compare both); `None` for anything else.
+fn rfc3339_strict(b: &[u8]) -> Option<i64> {
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let d = |i: usize| b[i].wrapping_sub(b'0');
+    let (y0, y1, y2, y3) = (d(0), d(1), d(2), d(3));
+    let (mo0, mo1, d0, d1) = (d(5), d(6), d(8), d(9));
+    let (h0, h1, mi0, mi1, s0, s1) = (d(11), d(12), d(14), d(15), d(17), d(18));
+    let most = y0
+        .max(y1)
+        .max(y2)
+        .max(y3)
+        .max(mo0)
+        .max(mo1)
+        .max(d0)
+        .max(d1)
+        .max(h0)
+        .max(h1)
+        .max(mi0)
+        .max(mi1)
+        .max(s0)
+        .max(s1);
+    if most > 9 {
+        return None;
+    }
+    let n2 = |a: u8, b: u8| i64::from(a) * 10 + i64::from(b);
+    let year = n2(y0, y1) * 100 + n2(y2, y3);
+    let (month, day) = (n2(mo0, mo1), n2(d0, d1));
+    let (hour, minute, second) = (n2(h0, h1), n2(mi0, mi1), n2(s0, s1));
+    let two = |i: usize| -> Option<i64> {
+        match (b.get(i), b.get(i + 1)) {
+            (Some(a @ b'0'..=b'9'), Some(c @ b'0'..=b'9')) => {
+                Some(i64::from(a - b'0') * 10 + i64::from(c - b'0'))
+            }
+            _ => None,
+        }
+    };
+    if !(1900..=2200).contains(&year)
+        || !(1..=12).contains(&month)
+        || day < 1
+        || day > days_in_month(year, month)
+        || hour > 23
+        || minute > 59
+        || second > 59
+    {
+        return None;
+    }
+    let mut i = 19;
+    let mut nanos: i64 = 0;
+    if b[i] == b'.' {
+        i += 1;
+        let start = i;
+        while let Some(d @ b'0'..=b'9') = b.get(i) {
+            nanos = nanos * 10 + i64::from(d - b'0');
+            i += 1;
+        }
+        let digits = i - start;
+        if digits == 0 || digits > 9 {
+            return None;
+        }
+        nanos *= 10i64.pow(9 - digits as u32);
+    }
+    let offset = match b.get(i) {
+        Some(b'Z') if i + 1 == b.len() => 0,
+        Some(&sign @ (b'+' | b'-')) if i + 6 == b.len() && b[i + 3] == b':' => {
+            let (oh, om) = (two(i + 1)?, two(i + 4)?);
+            if oh > 23 || om > 59 || (sign == b'-' && oh == 0 && om == 0) {
+                return None;
+            }
+            let o = oh * 3600 + om * 60;
+            if sign == b'+' {
+                o
+            } else {
+                -o
+            }
+        }
+        _ => return None,
+    };
+    let days = days_from_civil(year, month, day);
+    let secs = days * 86_400 + hour * 3_600 + minute * 60 + second - offset;
+    Some(secs * 1_000_000_000 + nanos)
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's `days_from_civil`).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1275,6 +1661,21 @@ static STRING_STOP: [bool; 256] = {
     t
 };
 
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of each byte of `w` (little-endian) that is `"`, `\` or below 0x20; the
+/// lowest set bit marks the first such byte exactly (the usual carry caveat only affects
+/// bytes after it).
+#[inline(always)]
+fn string_stops(w: u64) -> u64 {
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+    let quote = zero(w ^ (ONES * u64::from(b'"')));
+    let backslash = zero(w ^ (ONES * u64::from(b'\\')));
+    let control = w.wrapping_sub(ONES * 0x20) & !w & HIGHS;
+    quote | backslash | control
+}
+
 /// A validating cursor over the body (a `&str`: UTF-8 was checked once).
 struct Sc<'t> {
     text: &'t str,
@@ -1303,18 +1704,19 @@ impl<'t> Sc<'t> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn peek(&self) -> u8 {
         self.b.get(self.pos).copied().unwrap_or(0)
     }
 
-    #[inline]
+    #[inline(always)]
     fn ws(&mut self) {
         while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.b.get(self.pos) {
             self.pos += 1;
         }
     }
 
+    #[inline(always)]
     fn enter(&mut self) -> R<()> {
         self.depth += 1;
         if self.depth >= MAX_DEPTH {
@@ -1326,6 +1728,7 @@ impl<'t> Sc<'t> {
     }
 
     /// At `{`: the first key (cursor at its value), or `None` for `{}`.
+    #[inline(always)]
     fn obj_first(&mut self) -> R<Option<Key>> {
         self.enter()?;
         match self.peek() {
@@ -1340,14 +1743,19 @@ impl<'t> Sc<'t> {
     }
 
     /// After a member's value: the next key, or `None` at `}`.
+    #[inline(always)]
     fn obj_next(&mut self) -> R<Option<Key>> {
-        self.ws();
+        if self.peek() <= b' ' {
+            self.ws();
+        }
         match self.peek() {
             b',' => {
                 self.pos += 1;
-                self.ws();
                 if self.peek() != b'"' {
-                    return Err(Stop::Invalid);
+                    self.ws();
+                    if self.peek() != b'"' {
+                        return Err(Stop::Invalid);
+                    }
                 }
                 self.key().map(Some)
             }
@@ -1360,6 +1768,7 @@ impl<'t> Sc<'t> {
         }
     }
 
+    #[inline(always)]
     fn key(&mut self) -> R<Key> {
         let start = self.pos + 1;
         let escaped = self.string()?;
@@ -1368,12 +1777,16 @@ impl<'t> Sc<'t> {
             end: self.pos - 1,
             escaped,
         };
-        self.ws();
         if self.peek() != b':' {
-            return Err(Stop::Invalid);
+            self.ws();
+            if self.peek() != b':' {
+                return Err(Stop::Invalid);
+            }
         }
         self.pos += 1;
-        self.ws();
+        if self.peek() <= b' ' {
+            self.ws();
+        }
         Ok(key)
     }
 
@@ -1446,6 +1859,7 @@ impl<'t> Sc<'t> {
     }
 
     /// Reads one value and says what it is.
+    #[inline(always)]
     fn leaf(&mut self) -> R<Leaf> {
         let start = self.pos;
         let kind = match self.peek() {
@@ -1482,6 +1896,7 @@ impl<'t> Sc<'t> {
         })
     }
 
+    #[inline(always)]
     fn literal(&mut self, word: &[u8]) -> R<()> {
         if self.b.get(self.pos..self.pos + word.len()) == Some(word) {
             self.pos += word.len();
@@ -1493,26 +1908,39 @@ impl<'t> Sc<'t> {
 
     /// At `"`: validates the string (escapes, paired surrogates, no control characters)
     /// and moves past it; true when it has escapes.
-    #[inline]
+    #[inline(always)]
     fn string(&mut self) -> R<bool> {
         let b = self.b;
         let mut i = self.pos + 1;
         let mut escaped = false;
         loop {
-            while let Some(&c) = b.get(i) {
-                if STRING_STOP[usize::from(c)] {
-                    break;
+            // The first `"`, `\` or control character: eight bytes at a time.
+            let stop = loop {
+                if let Some(chunk) = b.get(i..i + 8) {
+                    let word = <[u8; 8]>::try_from(chunk).map_err(|_| Stop::Invalid)?;
+                    let stops = string_stops(u64::from_le_bytes(word));
+                    if stops != 0 {
+                        break i + (stops.trailing_zeros() / 8) as usize;
+                    }
+                    i += 8;
+                } else {
+                    match b[i.min(b.len())..]
+                        .iter()
+                        .position(|&c| STRING_STOP[usize::from(c)])
+                    {
+                        Some(p) => break i + p,
+                        None => return Err(Stop::Invalid),
+                    }
                 }
-                i += 1;
-            }
-            match b.get(i) {
-                Some(b'"') => {
-                    self.pos = i + 1;
+            };
+            match b[stop] {
+                b'"' => {
+                    self.pos = stop + 1;
                     return Ok(escaped);
                 }
-                Some(b'\\') => {
+                b'\\' => {
                     escaped = true;
-                    i = self.escape(i + 1)?;
+                    i = self.escape(stop + 1)?;
                 }
                 _ => return Err(Stop::Invalid),
             }
@@ -1563,8 +1991,8 @@ impl<'t> Sc<'t> {
     }
 
     /// At `-` or a digit: validates a number token and moves past it. Tokens whose range
-    /// serde_json might refuse (huge exponents, more digits than a u64 holds) are checked by
-    /// serde_json itself.
+    /// serde_json might refuse (huge exponents, more digits than a u64 surely holds) are
+    /// checked by serde_json itself.
     fn number(&mut self) -> R<Num> {
         let b = self.b;
         let start = self.pos;
@@ -1573,57 +2001,35 @@ impl<'t> Sc<'t> {
         if neg {
             i += 1;
         }
-        // serde_json's `overflow!(sig * 10 + d, u64::MAX)`.
-        let next = |sig: u64, d: u8| -> Option<u64> {
-            let d = u64::from(d - b'0');
-            if sig >= u64::MAX / 10 && (sig > u64::MAX / 10 || d > u64::MAX % 10) {
-                None
-            } else {
-                Some(sig * 10 + d)
-            }
-        };
-        let mut sig: u64 = 0;
-        let mut overflow = false;
+        let int_start = i;
         match b.get(i) {
             Some(b'0') => i += 1,
             Some(b'1'..=b'9') => {
-                while let Some(&d @ b'0'..=b'9') = b.get(i) {
-                    if !overflow {
-                        match next(sig, d) {
-                            Some(s) => sig = s,
-                            None => overflow = true,
-                        }
-                    }
+                i += 1;
+                while let Some(b'0'..=b'9') = b.get(i) {
                     i += 1;
                 }
             }
             _ => return Err(Stop::Invalid),
         }
-        let mut exp: i32 = 0;
-        let mut int = true;
+        let int_end = i;
+        let (mut frac_start, mut frac_end) = (i, i);
         if b.get(i) == Some(&b'.') {
-            int = false;
             i += 1;
-            let digits = i;
-            while let Some(&d @ b'0'..=b'9') = b.get(i) {
-                if !overflow {
-                    match next(sig, d) {
-                        Some(s) => {
-                            sig = s;
-                            exp -= 1;
-                        }
-                        None => overflow = true,
-                    }
-                }
+            frac_start = i;
+            while let Some(b'0'..=b'9') = b.get(i) {
                 i += 1;
             }
-            if i == digits {
+            if i == frac_start {
                 return Err(Stop::Invalid);
             }
+            frac_end = i;
         }
-        let mut exp_overflow = false;
+        let mut exp_written: i64 = 0;
+        let mut has_exp = false;
+        let mut odd = false;
         if let Some(b'e' | b'E') = b.get(i) {
-            int = false;
+            has_exp = true;
             i += 1;
             let positive = match b.get(i) {
                 Some(b'+') => {
@@ -1637,35 +2043,45 @@ impl<'t> Sc<'t> {
                 _ => true,
             };
             let digits = i;
-            let mut e: i32 = 0;
             while let Some(&d @ b'0'..=b'9') = b.get(i) {
-                let d = i32::from(d - b'0');
-                if e >= i32::MAX / 10 && (e > i32::MAX / 10 || d > i32::MAX % 10) {
-                    exp_overflow = true;
-                } else if !exp_overflow {
-                    e = e * 10 + d;
+                if i - digits < 9 {
+                    exp_written = exp_written * 10 + i64::from(d - b'0');
+                } else {
+                    // Beyond what an i32 surely holds: serde_json's overflow rules apply.
+                    odd = true;
                 }
                 i += 1;
             }
             if i == digits {
                 return Err(Stop::Invalid);
             }
-            exp = if positive {
-                exp.saturating_add(e)
-            } else {
-                exp.saturating_sub(e)
-            };
+            if !positive {
+                exp_written = -exp_written;
+            }
         }
         self.pos = i;
-        let odd = overflow || exp_overflow;
+        let frac_digits = frac_end - frac_start;
+        // At most 19 digits never overflow serde_json's u64 significand.
+        odd |= (int_end - int_start) + frac_digits > 19;
+        let mut sig: u64 = 0;
+        if !odd {
+            for &d in &b[int_start..int_end] {
+                sig = sig * 10 + u64::from(d - b'0');
+            }
+            for &d in &b[frac_start..frac_end] {
+                sig = sig * 10 + u64::from(d - b'0');
+            }
+        }
+        let exp = exp_written - frac_digits as i64;
         // Below 2^64 × 10^288 nothing overflows f64; beyond, serde_json decides.
         if odd || exp > 288 {
             serde_json::from_str::<Value>(&self.text[start..i]).map_err(|_| Stop::Invalid)?;
         }
+        let int = !has_exp && frac_end == frac_start;
         Ok(Num {
             neg,
             sig,
-            exp,
+            exp: exp.clamp(-400, 400) as i32,
             int,
             exact: !odd && (int || (-22..=22).contains(&exp)),
         })

@@ -62,7 +62,12 @@ fn check(rule: &Rule, body: &[u8], tally: &mut Tally) {
     let stopped = plan.run(body).err();
     if dom.starts_with("not json") {
         tally.not_json += 1;
-        assert_eq!(stopped, Some(Stop::Invalid), "{}", String::from_utf8_lossy(body));
+        assert_eq!(
+            stopped,
+            Some(Stop::Invalid),
+            "{}",
+            String::from_utf8_lossy(body)
+        );
     } else if dom.starts_with("error") {
         tally.errors += 1;
         if stopped == Some(Stop::Fallback) {
@@ -464,21 +469,8 @@ fn records(rng: &mut Rng, max: usize) -> J {
 
 /// Row-relative field paths of a record.
 const ROW_PATHS: &[&str] = &[
-    "$.t",
-    "$['v']",
-    "$.n",
-    "$[\"s\"]",
-    "$.b",
-    "$.j",
-    "$.é",
-    "$['k k']",
-    "$.m.x",
-    "$['m'].y",
-    "$.arr[0]",
-    "$.arr[1]",
-    "$",
-    "@key",
-    "@index",
+    "$.t", "$['v']", "$.n", "$[\"s\"]", "$.b", "$.j", "$.é", "$['k k']", "$.m.x", "$['m'].y",
+    "$.arr[0]", "$.arr[1]", "$", "@key", "@index",
 ];
 
 const TYPES: &[&str] = &["time", "number", "int", "string", "bool", "json"];
@@ -562,7 +554,10 @@ fn response(rng: &mut Rng, mut shape: Value, fields: Vec<Value>) -> Value {
 fn wrap(rng: &mut Rng, key_name: &str, inner: J) -> J {
     let mut members = Vec::new();
     if rng.chance(30) {
-        members.push((key("tz"), raw(rng.pick(&["\"Europe/Berlin\"", "\"Nowhere/City\"", "5"]))));
+        members.push((
+            key("tz"),
+            raw(rng.pick(&["\"Europe/Berlin\"", "\"Nowhere/City\"", "5"])),
+        ));
     }
     if rng.chance(10) {
         members.push((key(key_name), rand_value(rng, "any", 0)));
@@ -583,14 +578,20 @@ fn case(rng: &mut Rng, fam: usize) -> (Value, J) {
         // rows $[*] over a root array.
         0 => {
             let fields = rand_fields(rng, ROW_PATHS);
-            (response(rng, json!({"rows": "$[*]"}), fields), records(rng, 12))
+            (
+                response(rng, json!({"rows": "$[*]"}), fields),
+                records(rng, 12),
+            )
         }
         // rows deeper, the container maybe repeated.
         1 => {
             let fields = rand_fields(rng, ROW_PATHS);
             let items = records(rng, 10);
             let doc = wrap(rng, "data", obj(vec![("items", items)]));
-            (response(rng, json!({"rows": "$.data.items[*]"}), fields), doc)
+            (
+                response(rng, json!({"rows": "$.data.items[*]"}), fields),
+                doc,
+            )
         }
         // rows from an object's members (key order, repeated keys).
         2 => {
@@ -650,7 +651,15 @@ fn case(rng: &mut Rng, fam: usize) -> (Value, J) {
                     })
                     .collect(),
             );
-            let paths = ["$[0]", "$[1]", "$[2]", "^.start", "^['name']", "@index", "@key"];
+            let paths = [
+                "$[0]",
+                "$[1]",
+                "$[2]",
+                "^.start",
+                "^['name']",
+                "@index",
+                "@key",
+            ];
             let fields = rand_fields(rng, &paths);
             let mut shape = json!({"frames": "$.data.result[*]", "rows": "$.values[*]"});
             if rng.chance(70) {
@@ -674,7 +683,14 @@ fn case(rng: &mut Rng, fam: usize) -> (Value, J) {
                 ("t", col(rng, "number", n)),
                 ("u", col(rng, "int", n2)),
                 ("first", col(rng, "number", 2)),
-                ("w", J::Obj((0..n).map(|i| (key(&format!("k{}", n - i)), rand_value(rng, "string", 1))).collect())),
+                (
+                    "w",
+                    J::Obj(
+                        (0..n)
+                            .map(|i| (key(&format!("k{}", n - i)), rand_value(rng, "string", 1)))
+                            .collect(),
+                    ),
+                ),
             ]);
             let paths = [
                 "$.hourly.time[*]",
@@ -687,7 +703,10 @@ fn case(rng: &mut Rng, fam: usize) -> (Value, J) {
                 "^.hourly.first[1]",
             ];
             let fields = rand_fields(rng, &paths);
-            (response(rng, json!({}), fields), wrap(rng, "hourly", hourly))
+            (
+                response(rng, json!({}), fields),
+                wrap(rng, "hourly", hourly),
+            )
         }
         // Column mode through a wildcard with suffixes ($.data[*].x).
         5 => {
@@ -704,7 +723,11 @@ fn case(rng: &mut Rng, fam: usize) -> (Value, J) {
             let data = if rng.chance(80) {
                 records(rng, 8)
             } else {
-                J::Obj((0..rng.below(5)).map(|_| (key(rng.pick(&["b", "a", "b", "c"])), record(rng))).collect())
+                J::Obj(
+                    (0..rng.below(5))
+                        .map(|_| (key(rng.pick(&["b", "a", "b", "c"])), record(rng)))
+                        .collect(),
+                )
             };
             (response(rng, json!({}), fields), wrap(rng, "data", data))
         }
@@ -833,15 +856,19 @@ fn scanner_accepts(body: &[u8]) -> bool {
 }
 
 const NOISE: &[&[u8]] = &[
-    b"{", b"}", b"[", b"]", b",", b":", b"\"", b"\\", b" ", b"0", b"-", b"+", b".", b"e",
-    b"E", b"t", b"n", b"u", b"\\u", b"\\ud800", b"\\udc00", b"\x01", b"\x7f", b"\xff", b"\xc3",
-    b"\xe9", b"1e400", b"9", b"\n", b"x",
+    b"{", b"}", b"[", b"]", b",", b":", b"\"", b"\\", b" ", b"0", b"-", b"+", b".", b"e", b"E",
+    b"t", b"n", b"u", b"\\u", b"\\ud800", b"\\udc00", b"\x01", b"\x7f", b"\xff", b"\xc3", b"\xe9",
+    b"1e400", b"9", b"\n", b"x",
 ];
 
 fn mutate(rng: &mut Rng, body: &[u8]) -> Vec<u8> {
     let mut out = body.to_vec();
     for _ in 0..1 + rng.below(2) {
-        let at = if out.is_empty() { 0 } else { rng.below(out.len() + 1) };
+        let at = if out.is_empty() {
+            0
+        } else {
+            rng.below(out.len() + 1)
+        };
         match rng.below(5) {
             0 => out.truncate(at),
             1 if at < out.len() => {
@@ -860,18 +887,82 @@ fn mutate(rng: &mut Rng, body: &[u8]) -> Vec<u8> {
 #[test]
 fn scanner_accepts_exactly_what_serde_json_accepts() {
     let fixed: Vec<Vec<u8>> = [
-        "", " ", "null", " null ", "nul", "nullx", "true", "tru", "false", "[]", "{}", "[1,]",
-        "[,1]", "{\"a\":1,}", "{1:2}", "{\"a\" 1}", "{\"a\":}", "[1 2]", "[1] x", "[1],", "01",
-        "-", "-01", "1.", ".5", "1e", "1e+", "1.0e-", "+1", "-0", "-0.0e-0", "1e309", "-1e309",
-        "1e308", "1.8e308", "1.7976931348623157e308", "17976931348623157e292", "1e-400",
-        "0e999999999999", "1e99999999999", "1e-99999999999",
-        "123456789012345678901234567890e280", "1234567890123456789012345678901234567890e270",
-        "0.000000000000000000000000000000000000001e330", "\"\\ud800\"", "\"\\udc00\"",
-        "\"\\ud800\\u0041\"", "\"\\ud800\\n\"", "\"\\ud800x\"", "\"\\ud83d\\ude00\"",
-        "\"\\ud83d\\uDE00\"", "\"\\x\"", "\"\\u12\"", "\"\\u12g4\"", "\"a\tb\"", "\"a\nb\"",
-        "\"\\\"", "\"abc", "\u{feff}[]", "[\"é\"]", "\"\\/\"", "[1]\n", "\t{\"a\" :\r\n1 }",
-        "{\"a\":1}{}", "[1e5, 2E-3, -0.5e+2]", "[0.1.2]", "[1e5e5]", "[--1]", "[-]", "[1,,2]",
-        "[true false]", "{\"a\":1 \"b\":2}", "{\"a\":1,\"a\":2}", "[[[]]]", "[{}]", "{\"\":\"\"}",
+        "",
+        " ",
+        "null",
+        " null ",
+        "nul",
+        "nullx",
+        "true",
+        "tru",
+        "false",
+        "[]",
+        "{}",
+        "[1,]",
+        "[,1]",
+        "{\"a\":1,}",
+        "{1:2}",
+        "{\"a\" 1}",
+        "{\"a\":}",
+        "[1 2]",
+        "[1] x",
+        "[1],",
+        "01",
+        "-",
+        "-01",
+        "1.",
+        ".5",
+        "1e",
+        "1e+",
+        "1.0e-",
+        "+1",
+        "-0",
+        "-0.0e-0",
+        "1e309",
+        "-1e309",
+        "1e308",
+        "1.8e308",
+        "1.7976931348623157e308",
+        "17976931348623157e292",
+        "1e-400",
+        "0e999999999999",
+        "1e99999999999",
+        "1e-99999999999",
+        "123456789012345678901234567890e280",
+        "1234567890123456789012345678901234567890e270",
+        "0.000000000000000000000000000000000000001e330",
+        "\"\\ud800\"",
+        "\"\\udc00\"",
+        "\"\\ud800\\u0041\"",
+        "\"\\ud800\\n\"",
+        "\"\\ud800x\"",
+        "\"\\ud83d\\ude00\"",
+        "\"\\ud83d\\uDE00\"",
+        "\"\\x\"",
+        "\"\\u12\"",
+        "\"\\u12g4\"",
+        "\"a\tb\"",
+        "\"a\nb\"",
+        "\"\\\"",
+        "\"abc",
+        "\u{feff}[]",
+        "[\"é\"]",
+        "\"\\/\"",
+        "[1]\n",
+        "\t{\"a\" :\r\n1 }",
+        "{\"a\":1}{}",
+        "[1e5, 2E-3, -0.5e+2]",
+        "[0.1.2]",
+        "[1e5e5]",
+        "[--1]",
+        "[-]",
+        "[1,,2]",
+        "[true false]",
+        "{\"a\":1 \"b\":2}",
+        "{\"a\":1,\"a\":2}",
+        "[[[]]]",
+        "[{}]",
+        "{\"\":\"\"}",
     ]
     .iter()
     .map(|s| s.as_bytes().to_vec())
@@ -882,8 +973,18 @@ fn scanner_accepts_exactly_what_serde_json_accepts() {
         b"\xc3\xa9".to_vec(),
         format!("{}1{}", "[".repeat(127), "]".repeat(127)).into_bytes(),
         format!("{}1{}", "[".repeat(128), "]".repeat(128)).into_bytes(),
-        format!("{}{}", "{\"a\":".repeat(127), "1".to_owned() + &"}".repeat(127)).into_bytes(),
-        format!("{}{}", "{\"a\":".repeat(128), "1".to_owned() + &"}".repeat(128)).into_bytes(),
+        format!(
+            "{}{}",
+            "{\"a\":".repeat(127),
+            "1".to_owned() + &"}".repeat(127)
+        )
+        .into_bytes(),
+        format!(
+            "{}{}",
+            "{\"a\":".repeat(128),
+            "1".to_owned() + &"}".repeat(128)
+        )
+        .into_bytes(),
         format!("[{}]", "9".repeat(400)).into_bytes(),
         format!("[{}]", "9".repeat(300)).into_bytes(),
         format!("[0.{}1]", "0".repeat(400)).into_bytes(),
@@ -933,6 +1034,12 @@ fn scanner_accepts_exactly_what_serde_json_accepts() {
             let leaf = sc.leaf().unwrap();
             let mine = leaf_value(&n, leaf).unwrap();
             assert_eq!(format!("{mine:?}"), format!("{:?}", v[0]), "{n}");
+            if let Kind::Num(num) = leaf.kind {
+                if num.exact {
+                    let dom = crate::convert::to_f64(&v[0]).map(f64::to_bits);
+                    assert_eq!(Some(exact_f64(num).to_bits()), dom, "{n}");
+                }
+            }
             if let (Value::Number(a), Value::Number(b)) = (&mine, &v[0]) {
                 assert_eq!(
                     a.as_f64().map(f64::to_bits),
@@ -1013,10 +1120,18 @@ fn hand_written_cases() {
         &r,
         r#"{"areas": {"SE4": {"price": "2.5"}, "SE3": {"price": 1.25}, "SE4": {"price": "x"}, "A": 1}}"#,
     );
-    assert!(out.contains("\"A\"") && out.contains("first: \\\"x\\\""), "{out}");
+    assert!(
+        out.contains("\"A\"") && out.contains("first: \\\"x\\\""),
+        "{out}"
+    );
     // A repeated rows container keeps only the last one.
-    let r = rule(json!({"rows": "$.data[*]", "fields": [{"name": "v", "path": "$.v", "type": "number"}]}));
-    let out = check_text(&r, r#"{"data": [{"v": 1}, {"v": "bad"}], "data": [{"v": 2}]}"#);
+    let r = rule(
+        json!({"rows": "$.data[*]", "fields": [{"name": "v", "path": "$.v", "type": "number"}]}),
+    );
+    let out = check_text(
+        &r,
+        r#"{"data": [{"v": 1}, {"v": "bad"}], "data": [{"v": 2}]}"#,
+    );
     assert!(!out.contains("bad"), "{out}");
     check_text(&r, r#"{"data": [{"v": 1}], "data": 5}"#);
     check_text(&r, r#"{"data": {"b": {"v": 1}, "a": {"v": 2}}}"#);
@@ -1042,14 +1157,19 @@ fn hand_written_cases() {
         &r,
         r#"{"hourly": {"time": ["2024-01-01T00:00Z", "2024-01-01T01:00Z"], "t": [1.5, null]}}"#,
     );
-    let out = check_text(&r, r#"{"hourly": {"time": ["2024-01-01T00:00Z"], "t": [1, 2]}}"#);
+    let out = check_text(
+        &r,
+        r#"{"hourly": {"time": ["2024-01-01T00:00Z"], "t": [1, 2]}}"#,
+    );
     assert!(out.contains("has 1 values but field 'temp' has 2"), "{out}");
     check_text(&r, r#"{"hourly": {"time": [], "t": []}}"#);
     check_text(&r, r#"{"hourly": 3}"#);
     // labelsFrom that is not an object: the DOM path's error.
-    let r = rule(json!({"frames": "$.result[*]", "rows": "$.values[*]", "labelsFrom": "$.metric",
+    let r = rule(
+        json!({"frames": "$.result[*]", "rows": "$.values[*]", "labelsFrom": "$.metric",
         "fields": [{"name": "t", "path": "$[0]", "type": "time"},
-                   {"name": "v", "path": "$[1]", "type": "number"}]}));
+                   {"name": "v", "path": "$[1]", "type": "number"}]}),
+    );
     let out = check_text(&r, r#"{"result": [{"metric": 5, "values": [[1, "2"]]}]}"#);
     assert!(out.contains("expected an object"), "{out}");
     let out = check_text(
@@ -1061,10 +1181,19 @@ fn hand_written_cases() {
     let r = rule(json!({"rows": "$.rows[*]", "fields": [
         {"name": "t", "path": "$.t", "type": "time", "timezone": "${__response.tz}"},
         {"name": "v", "path": "$.v", "type": "number"}]}));
-    check_text(&r, r#"{"rows": [{"t": "2024-07-01T02:00:00", "v": 1}], "tz": "Europe/Berlin"}"#);
-    check_text(&r, r#"{"rows": [{"t": "2024-07-01T02:00:00", "v": 1}], "tz": "Mars/Base"}"#);
+    check_text(
+        &r,
+        r#"{"rows": [{"t": "2024-07-01T02:00:00", "v": 1}], "tz": "Europe/Berlin"}"#,
+    );
+    check_text(
+        &r,
+        r#"{"rows": [{"t": "2024-07-01T02:00:00", "v": 1}], "tz": "Mars/Base"}"#,
+    );
     check_text(&r, r#"{"rows": [{"t": "2024-07-01T02:00:00", "v": 1}]}"#);
-    check_text(&r, r#"{"rows": [{"t": "2024-07-01T02:00:00", "v": 1}], "tz": "Europe/Berlin"} ]"#);
+    check_text(
+        &r,
+        r#"{"rows": [{"t": "2024-07-01T02:00:00", "v": 1}], "tz": "Europe/Berlin"} ]"#,
+    );
     count += 16;
     eprintln!("hand-written: {count} documents");
 }
@@ -1123,7 +1252,58 @@ fn paths_parse_like_the_plain_subset() {
         ])
     );
     assert_eq!(parse_path("$.é_1"), Some(vec![Seg::Name("é_1".into())]));
-    for no in ["$[-1]", "$[01]", "$..a", "$.a-b", "$[ 0 ]", "$['a\\'b']", "@.a", "$.", "$[1:2]"] {
+    for no in [
+        "$[-1]",
+        "$[01]",
+        "$..a",
+        "$.a-b",
+        "$[ 0 ]",
+        "$['a\\'b']",
+        "@.a",
+        "$.",
+        "$[1:2]",
+    ] {
         assert_eq!(parse_path(no), None, "{no}");
+    }
+}
+
+#[test]
+fn strict_rfc3339_agrees_with_jiff() {
+    let mut rng = Rng(3339);
+    let mut decided = 0;
+    for n in 0..200_000 {
+        let year = rng.pick(&[1899, 1900, 1970, 2000, 2023, 2024, 2100, 2200, 2201, 9999]);
+        let month = rng.below(14);
+        let day = rng.below(33);
+        let (h, mi, s) = (rng.below(26), rng.below(62), rng.below(62));
+        let frac = rng.pick(&["", ".", ".5", ".123", ".123456789", ".1234567891", ",5"]);
+        let zone = rng.pick(&[
+            "Z", "z", "+00:00", "-00:00", "+01:00", "-07:30", "+23:59", "+24:00", "+1:00", "+0100",
+            "", " ",
+        ]);
+        let sep = if n % 50 == 0 { "t" } else { "T" };
+        let text = format!("{year:04}-{month:02}-{day:02}{sep}{h:02}:{mi:02}:{s:02}{frac}{zone}");
+        let jiff = text
+            .parse::<jiff::Timestamp>()
+            .ok()
+            .and_then(|t| i64::try_from(t.as_nanosecond()).ok());
+        if let Some(mine) = rfc3339_strict(text.as_bytes()) {
+            assert_eq!(Some(mine), jiff, "{text}");
+            decided += 1;
+        }
+    }
+    assert!(decided > 10_000, "{decided}");
+}
+
+#[test]
+fn string_stops_find_the_first_stop_byte() {
+    let mut rng = Rng(8);
+    let alphabet = b"ab\"\\\x01\x1f\x20\x7f\x80\xff~!0";
+    for _ in 0..100_000 {
+        let word: [u8; 8] = std::array::from_fn(|_| alphabet[rng.below(alphabet.len())]);
+        let expected = word.iter().position(|&c| STRING_STOP[usize::from(c)]);
+        let stops = string_stops(u64::from_le_bytes(word));
+        let got = (stops != 0).then(|| (stops.trailing_zeros() / 8) as usize);
+        assert_eq!(got, expected, "{word:?}");
     }
 }

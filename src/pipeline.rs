@@ -189,7 +189,13 @@ pub async fn run_encoded(
     let (frames, fresh_until) = fetch_and_convert(instance, prepared).await?;
     let encoded = frames
         .iter()
-        .map(|f| f.encode(&query.ref_id).map(bytes::Bytes::from))
+        .map(|f| {
+            f.encode(&query.ref_id).map(|mut v| {
+                // The answer cache weighs `len`: do not keep spare capacity alive with it.
+                v.shrink_to_fit();
+                bytes::Bytes::from(v)
+            })
+        })
         .collect::<Result<Vec<_>, _>>()?;
     if let (Some(answers), Some(key), Some(until)) = (&instance.answers, key, fresh_until) {
         let answer = crate::instance::Answer {
