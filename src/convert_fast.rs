@@ -534,7 +534,10 @@ impl<'r> Plan<'r> {
             zones: &zones,
             text,
         };
-        let mut scratch = vec![None; spec.fields.len()];
+        let mut scratch = Scratch {
+            caps: vec![None; spec.fields.len()],
+            hints: vec![usize::MAX; self.row_trie.nodes[0].names.entries.len() + 1],
+        };
         let mut sc = Sc::new(text);
         sc.ws();
         let nodes: Vec<NodeOut> = match &self.frames {
@@ -590,6 +593,14 @@ impl<'r> Plan<'r> {
 // ---------------------------------------------------------------------------------------
 // Running a plan
 
+/// Buffers reused across rows: the captures of one row (by field) and, for flat rows, the
+/// learned key order (`hints[0]`: the entry of a row's first key; `hints[e + 1]`: the entry
+/// of the key after entry `e`).
+struct Scratch {
+    caps: Vec<Option<Leaf>>,
+    hints: Vec<usize>,
+}
+
 /// The typed output of one frame node while it is read.
 struct NodeOut {
     key: Option<String>,
@@ -633,7 +644,7 @@ impl<'t> Run<'_, '_, 't> {
     }
 
     /// Every member of the value at `sc` is a frame node.
-    fn frames_each(&self, sc: &mut Sc<'t>, scratch: &mut [Option<Leaf>]) -> R<Vec<NodeOut>> {
+    fn frames_each(&self, sc: &mut Sc<'t>, scratch: &mut Scratch) -> R<Vec<NodeOut>> {
         let mut out = Vec::new();
         match sc.peek() {
             b'[' => {
@@ -658,7 +669,7 @@ impl<'t> Run<'_, '_, 't> {
     fn frame_node(
         &self,
         sc: &mut Sc<'t>,
-        scratch: &mut [Option<Leaf>],
+        scratch: &mut Scratch,
         key: Option<String>,
         index: usize,
     ) -> R<NodeOut> {
@@ -671,7 +682,7 @@ impl<'t> Run<'_, '_, 't> {
     fn walk_frame(
         &self,
         sc: &mut Sc<'t>,
-        scratch: &mut [Option<Leaf>],
+        scratch: &mut Scratch,
         at: usize,
         out: &mut NodeOut,
     ) -> R<()> {
@@ -787,16 +798,16 @@ impl<'t> Run<'_, '_, 't> {
     fn col_member(
         &self,
         sc: &mut Sc<'t>,
-        scratch: &mut [Option<Leaf>],
+        scratch: &mut Scratch,
         group: &Group,
         out: &mut NodeOut,
     ) -> R<()> {
         for &f in &group.fields {
-            scratch[f] = None;
+            scratch.caps[f] = None;
         }
-        walk_row(sc, &group.trie, 0, scratch)?;
+        walk_row(sc, &group.trie, 0, &mut scratch.caps)?;
         for &f in &group.fields {
-            if let Some(l) = scratch[f] {
+            if let Some(l) = scratch.caps[f] {
                 out.colvals[f].push(l);
             }
         }
@@ -807,16 +818,16 @@ impl<'t> Run<'_, '_, 't> {
     fn row(
         &self,
         sc: &mut Sc<'t>,
-        scratch: &mut [Option<Leaf>],
+        scratch: &mut Scratch,
         out: &mut NodeOut,
         key: Option<String>,
         index: usize,
     ) -> R<()> {
-        scratch.iter_mut().for_each(|c| *c = None);
+        scratch.caps.iter_mut().for_each(|c| *c = None);
         if self.plan.row_flat {
             walk_flat(sc, &self.plan.row_trie, scratch)?;
         } else {
-            walk_row(sc, &self.plan.row_trie, 0, scratch)?;
+            walk_row(sc, &self.plan.row_trie, 0, &mut scratch.caps)?;
         }
         out.rows += 1;
         let fields = &self.plan.rule.response.fields;
@@ -825,7 +836,7 @@ impl<'t> Run<'_, '_, 't> {
             .zip(out.cols.iter_mut())
             .zip(out.bad.iter_mut())
             .zip(self.zones)
-            .zip(scratch.iter());
+            .zip(scratch.caps.iter());
         for ((((f, col), bad), zone), cap) in cells {
             match &f.source {
                 FieldSource::Path(_) => push_leaf(col, f, zone, *cap, self.text, bad)?,
@@ -969,21 +980,34 @@ fn reset_frame(node: &TNode, out: &mut NodeOut) {
 }
 
 /// [`walk_row`] for a trie whose paths are all one member name: one loop over the row's
-/// members, no recursion (a repeated key overwrites: the last value wins).
+/// members, no recursion (a repeated key overwrites: the last value wins). Keys are first
+/// compared with the one the previous row had after the same key.
 #[inline]
-fn walk_flat(sc: &mut Sc<'_>, trie: &Trie, caps: &mut [Option<Leaf>]) -> R<()> {
+fn walk_flat(sc: &mut Sc<'_>, trie: &Trie, scratch: &mut Scratch) -> R<()> {
     if sc.peek() != b'{' {
         return sc.skip();
     }
     let names = &trie.nodes[0].names;
+    let mut prev = 0;
     let mut k = sc.obj_first()?;
     while let Some(key) = k {
-        match names.child(sc, key)? {
-            Some(c) => {
+        let predicted = scratch.hints[prev];
+        let found = if !key.escaped && names.is(predicted, sc.b, key.start, key.end) {
+            Some(predicted)
+        } else {
+            let e = names.entry(sc, key)?;
+            if let Some(e) = e {
+                scratch.hints[prev] = e;
+            }
+            e
+        };
+        match found {
+            Some(e) => {
                 let leaf = sc.leaf()?;
-                for &s in &trie.nodes[c].caps {
-                    caps[s] = Some(leaf);
+                for &s in &trie.nodes[names.entries[e].child].caps {
+                    scratch.caps[s] = Some(leaf);
                 }
+                prev = e + 1;
             }
             None => sc.skip()?,
         }
@@ -1050,9 +1074,11 @@ fn walk_row(sc: &mut Sc<'_>, trie: &Trie, at: usize, caps: &mut [Option<Leaf>]) 
 /// 16 bytes as two words, and only longer keys need a byte comparison.
 #[derive(Debug, Default)]
 struct Names {
+    /// (name, child), in insertion order; `entries[i]` describes `list[i]`.
     list: Vec<(Box<str>, usize)>,
-    /// Bucket of a key → entries.
-    buckets: Vec<Vec<NameEntry>>,
+    entries: Vec<NameEntry>,
+    /// Bucket of a key → indices into `entries`.
+    buckets: Vec<Vec<usize>>,
 }
 
 #[derive(Debug, Clone)]
@@ -1060,36 +1086,31 @@ struct NameEntry {
     len: usize,
     words: [u64; 2],
     child: usize,
-    /// Index into `list` (for names longer than 16 bytes).
-    at: usize,
 }
 
 const NAME_BUCKETS: usize = 64;
 
 /// A cheap hash of a key: its length, first and last byte.
-#[inline]
+#[inline(always)]
 fn name_bucket(k: &[u8]) -> usize {
-    let first = usize::from(k.first().copied().unwrap_or(0));
-    let last = usize::from(k.last().copied().unwrap_or(0));
+    let (first, last) = match (k.first(), k.last()) {
+        (Some(&f), Some(&l)) => (usize::from(f), usize::from(l)),
+        _ => (0, 0),
+    };
     (k.len().wrapping_mul(31) ^ first.wrapping_mul(7) ^ last) % NAME_BUCKETS
 }
 
 /// The first 16 bytes of `k`, zero-padded, as two little-endian words.
-#[inline]
 fn name_words(k: &[u8]) -> [u64; 2] {
-    let word = |from: usize| -> u64 {
-        match k.get(from..from + 8) {
-            Some(w) => <[u8; 8]>::try_from(w).map_or(0, u64::from_le_bytes),
-            None => {
-                let mut buf = [0u8; 8];
-                for (d, s) in buf.iter_mut().zip(k.iter().skip(from)) {
-                    *d = *s;
-                }
-                u64::from_le_bytes(buf)
-            }
-        }
-    };
-    [word(0), word(8)]
+    let mut buf = [0u8; 16];
+    for (d, s) in buf.iter_mut().zip(k) {
+        *d = *s;
+    }
+    let (a, b) = buf.split_at(8);
+    [
+        <[u8; 8]>::try_from(a).map_or(0, u64::from_le_bytes),
+        <[u8; 8]>::try_from(b).map_or(0, u64::from_le_bytes),
+    ]
 }
 
 /// The `n <= 8` bytes of `b` at `at` as a zero-padded little-endian word (one load when
@@ -1115,59 +1136,57 @@ impl Names {
             self.buckets = vec![Vec::new(); NAME_BUCKETS];
         }
         let k = name.as_bytes();
-        self.buckets[name_bucket(k)].push(NameEntry {
+        self.buckets[name_bucket(k)].push(self.entries.len());
+        self.entries.push(NameEntry {
             len: k.len(),
             words: name_words(k),
             child,
-            at: self.list.len(),
         });
         self.list.push((name, child));
     }
 
-    /// The child named `k`.
-    fn find(&self, k: &[u8]) -> Option<usize> {
-        let words = name_words(k);
-        let bucket = self.buckets.get(name_bucket(k))?;
-        bucket
-            .iter()
-            .find(|e| {
-                e.len == k.len()
-                    && e.words == words
-                    && (k.len() <= 16 || self.list[e.at].0.as_bytes() == k)
-            })
-            .map(|e| e.child)
+    /// True when entry `e` is the raw (unescaped) key `b[start..end]`.
+    #[inline(always)]
+    fn is(&self, e: usize, b: &[u8], start: usize, end: usize) -> bool {
+        let Some(entry) = self.entries.get(e) else {
+            return false;
+        };
+        let len = end - start;
+        entry.len == len
+            && entry.words[0] == masked_word(b, start, len.min(8))
+            && (len <= 8
+                || (entry.words[1] == masked_word(b, start + 8, (len - 8).min(8))
+                    && (len <= 16 || self.list[e].0.as_bytes() == &b[start..end])))
     }
 
-    /// The child named by an object key (decoded first when it has escapes).
+    /// The entry of an object key (decoded first when it has escapes).
     #[inline(always)]
-    fn child(&self, sc: &Sc<'_>, key: Key) -> R<Option<usize>> {
+    fn entry(&self, sc: &Sc<'_>, key: Key) -> R<Option<usize>> {
         if key.escaped {
-            return Ok(self.find(sc.key_text(key)?.as_bytes()));
+            let text = sc.key_text(key)?;
+            let k = text.as_bytes();
+            let words = name_words(k);
+            let Some(bucket) = self.buckets.get(name_bucket(k)) else {
+                return Ok(None);
+            };
+            return Ok(bucket.iter().copied().find(|&e| {
+                let entry = &self.entries[e];
+                entry.len == k.len()
+                    && entry.words == words
+                    && (k.len() <= 16 || self.list[e].0.as_bytes() == k)
+            }));
         }
         let (b, start, end) = (sc.b, key.start, key.end);
-        let len = end - start;
-        let (first, last) = if len > 0 {
-            (b[start], b[end - 1])
-        } else {
-            (0, 0)
-        };
-        let h = (len.wrapping_mul(31) ^ usize::from(first).wrapping_mul(7) ^ usize::from(last))
-            % NAME_BUCKETS;
-        let Some(bucket) = self.buckets.get(h) else {
+        let Some(bucket) = self.buckets.get(name_bucket(&b[start..end])) else {
             return Ok(None);
         };
-        for e in bucket {
-            if e.len != len || e.words[0] != masked_word(b, start, len.min(8)) {
-                continue;
-            }
-            if len <= 8
-                || (e.words[1] == masked_word(b, start + 8, (len - 8).min(8))
-                    && (len <= 16 || self.list[e.at].0.as_bytes() == &b[start..end]))
-            {
-                return Ok(Some(e.child));
-            }
-        }
-        Ok(None)
+        Ok(bucket.iter().copied().find(|&e| self.is(e, b, start, end)))
+    }
+
+    /// The child named by an object key.
+    #[inline(always)]
+    fn child(&self, sc: &Sc<'_>, key: Key) -> R<Option<usize>> {
+        Ok(self.entry(sc, key)?.map(|e| self.entries[e].child))
     }
 }
 

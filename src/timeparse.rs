@@ -112,7 +112,34 @@ fn looks_numeric(s: &str) -> bool {
 
 /// Epoch number of unknown unit: < 1e11 s, < 1e14 ms, < 1e17 µs, else ns (config.md §4).
 fn epoch_auto(text: &str) -> Option<i64> {
-    let magnitude: f64 = text.parse::<f64>().ok()?.abs();
+    // The magnitude from the exact integer digits (an f64 would round 99999999999999999 up
+    // to 1e17 and pick the wrong unit); exponent notation goes through f64.
+    let body = text.trim_start_matches(['-', '+']);
+    let magnitude: f64 = if body.contains(['e', 'E']) {
+        text.parse::<f64>().ok()?.abs()
+    } else {
+        let int_part = body.split('.').next().unwrap_or_default();
+        let digits = int_part.trim_start_matches('0');
+        if digits.len() > 18 {
+            1e18
+        } else {
+            let n: u64 = if digits.is_empty() {
+                0
+            } else {
+                digits.parse().ok()?
+            };
+            // Compare exactly: below each threshold when n < threshold.
+            if n < 100_000_000_000 {
+                0.0
+            } else if n < 100_000_000_000_000 {
+                1e11
+            } else if n < 100_000_000_000_000_000 {
+                1e14
+            } else {
+                1e17
+            }
+        }
+    };
     let shift = if magnitude < 1e11 {
         9
     } else if magnitude < 1e14 {
@@ -150,7 +177,7 @@ fn decimal_scaled(text: &str, shift: u32) -> Option<i64> {
     let mut acc: i128 = 0;
     for b in int_part.bytes() {
         acc = acc.checked_mul(10)?.checked_add(i128::from(b - b'0'))?;
-        if acc > i128::from(i64::MAX) {
+        if acc > i128::from(i64::MAX) + 1 {
             return None;
         }
     }
