@@ -4,7 +4,8 @@
 //! [`try_convert`] gives exactly what [`crate::convert::convert`] gives for
 //! `serde_json::from_slice(body)` — same frames, values, nulls, notices (texts included),
 //! labels, meta and errors — or `None` when the rule is not eligible (the caller then takes
-//! the DOM path).
+//! the DOM path). [`FastPlan`] is the same compiled once per rule, with the caller's notices
+//! (`convert_pages` of one page); the pipeline uses it for rules without pagination.
 //!
 //! # How
 //!
@@ -12,47 +13,63 @@
 //! the documents `serde_json::from_slice::<Value>` accepts (RFC 8259 grammar, whitespace
 //! ` \t\n\r`, UTF-8, escapes with paired surrogates, no control characters in strings,
 //! nesting below 128 levels, numbers in `f64` range, nothing after the value); the unit tests
-//! check that differentially on mutated documents. (sonic-rs's lazy iterators were not used:
-//! they do not reproduce those rejections — recursion limit, number range, lone surrogates,
-//! trailing bytes — so "not JSON" could not be told exactly as the DOM path tells it.)
+//! check that differentially on mutated documents. sonic-rs's lazy iterators were tried and
+//! not used: they accept `1e400`, lone surrogates and bytes after the value (serde_json
+//! rejects all three, so "not JSON" would differ), and their checked skip recurses without a
+//! limit (a test with 200 nested arrays overflowed the stack).
 //!
 //! The rule's paths are compiled into small tries: one for the frame node (labels,
-//! `labelsFrom`, where the rows are, column-mode fields) and one for a row (the fields).
-//! The scanner walks only the members a trie names and skips (while validating) the rest.
-//! Selected values are kept as byte ranges and converted straight into the typed columns
-//! after each row: numbers become a `serde_json::Number` built exactly as serde_json builds
-//! it (integers, and decimals with at most 19 digits and a decimal exponent within ±22:
-//! `significand as f64` times or divided by an exact power of ten — serde_json's own
-//! formula; other numbers are handed to serde_json), strings are used in place when they
-//! have no escapes (else decoded by serde_json), RFC 3339 times with an offset are parsed by
-//! jiff from the `&str`; everything else (objects, arrays, bools, numeric or odd time
-//! strings...) is turned into a small `Value` and goes through the DOM path's own
-//! `push_value`, so the conversion rules are shared, not copied. Shaping, notices and meta
-//! are the DOM path's code ([`crate::convert`]'s `finish`).
+//! `labelsFrom`, `^PATH` fields, where the rows are, column-mode fields) and one for a row
+//! (the fields). The scanner walks only the members a trie names and skips (while
+//! validating) the rest. When every row path is one member name (`$.a`, `$['b c']`, the usual
+//! case) a row is one loop over its members; keys are matched by length and two 8-byte words
+//! loaded from the body, first against the key the previous row had at that point, then in a
+//! small hash table. Selected values are kept as byte ranges and converted into the typed
+//! columns after each row:
+//!
+//! * numbers: the `serde_json::Number` serde_json would build, computed from the digits
+//!   (integers; decimals with at most 19 digits and a decimal exponent within ±22 use
+//!   serde_json's own formula, `significand as f64` times or divided by an exact power of
+//!   ten); a number cell takes its `as_f64` directly; other numbers are parsed by serde_json;
+//! * strings without escapes are used in place (else decoded by serde_json);
+//! * `time` with format `auto`/`rfc3339`: `YYYY-MM-DDTHH:MM:SS[.f](Z|±HH:MM)` (years
+//!   1900–2200) is read directly, with the day number of the last date cached (the tests
+//!   compare it with jiff's `Timestamp` parser, which the DOM path uses); other strings go to
+//!   jiff / `to_epoch_ns`;
+//! * everything else (objects, arrays, bools, numeric or odd time strings, …) becomes a small
+//!   `Value` and goes through the DOM path's own `push_value`, so the conversion rules are
+//!   shared, not copied.
+//!
+//! Shaping, notices and meta are the DOM path's code ([`crate::convert`]'s `finish`).
 //!
 //! DOM semantics reproduced: object members are looked up by exact key and a repeated key
-//! keeps its **last** value (serde_json's map); selecting the members of an object (`.*`,
-//! `[*]`) gives them in key order (the map is a `BTreeMap`), repeated keys once.
+//! keeps its **last** value (serde_json's map; a repeated key clears what the earlier one
+//! selected below it); selecting the members of an object (`.*`, `[*]`) gives them in key
+//! order (the map is a `BTreeMap`), repeated keys once.
 //!
 //! # Eligible rules
 //!
 //! Simple paths are `$` followed by `.name`, `['name']` / `["name"]` (no escapes), `[n]`
 //! with `n >= 0`, and `.*` / `[*]` — the subset `crate::jsonpath` evaluates itself.
-//! Negative indexes (`$[-1]`), slices, filters, descendants, unions and anything with
-//! whitespace are not eligible.
+//! Negative indexes (`$[-1]`: the array's length is not known while streaming), slices,
+//! filters, descendants, unions and anything with whitespace are not eligible.
 //!
 //! * `frames`: absent, a simple path without wildcard, or one ending in `[*]` / `.*` with no
 //!   other wildcard;
 //! * `rows`: a simple path ending in `[*]` / `.*` with no other wildcard, or a simple path
 //!   without wildcard (one row); or absent (column mode);
-//! * row mode: every field `@key`, `@index` or a simple path without wildcard;
-//! * column mode: every field `@key`, `@index` or a simple path with at most one wildcard
-//!   (`$.times[*]`, `$.data[*].x`, `$.x`);
+//! * row mode: every field `@key`, `@index`, `^PATH` (simple, no wildcard) or a simple path
+//!   without wildcard — or, for `type: json`, with one wildcard (`$.labels[*].name`, always a
+//!   JSON list, as in the DOM path);
+//! * column mode: every field `@key`, `@index`, `^PATH` or a simple path with at most one
+//!   wildcard (`$.times[*]`, `$.data[*].x`, `$.x`);
 //! * `labels`, `labelsFrom`: simple paths without wildcard;
 //! * `timezone`: any; `${__response.PATH}` with a simple path without wildcard (read in a
 //!   first pass over the document);
 //! * where rows or a column wildcard are taken, no other path may go deeper through the same
 //!   node (e.g. `rows: $.data[*]` with a label `$.data[0].x` is not eligible).
+//!
+//! All 33 rules of `config-examples/` are eligible (a unit test checks it).
 //!
 //! # Errors
 //!
@@ -69,10 +86,10 @@ use jiff::tz::TimeZone;
 use serde_json::{Number, Value};
 
 use crate::convert::{
-    build_labels, convert, empty_column, finish, push_value, resolve_zones_by, str_to_f64,
+    build_labels, convert_pages, empty_column, finish, push_value, resolve_zones_by, str_to_f64,
     BadValues, ConvertError, NodeTable,
 };
-use crate::frame::{Column, Frame};
+use crate::frame::{Column, Frame, Notice};
 use crate::rule::{FieldSource, FieldSpec, NodePath, Rule, ZoneSpec};
 use crate::timeparse::TimeFormat;
 
@@ -98,15 +115,7 @@ pub fn try_convert(
     body: &[u8],
     executed_query: Option<String>,
 ) -> Option<Result<Vec<Frame>, FastError>> {
-    let plan = Plan::compile(rule)?;
-    Some(match plan.run(body) {
-        Ok((tables, bad, notices)) => {
-            finish(rule, tables, &bad, notices, executed_query).map_err(FastError::Convert)
-        }
-        // Not JSON (serde_json gives the message), or a failure that needs the document:
-        // the DOM path decides, so the outcome is its outcome.
-        Err(Stop::Invalid | Stop::Fallback) => dom_path(rule, body, executed_query),
-    })
+    Some(FastPlan::new(rule)?.convert(body, executed_query, Vec::new()))
 }
 
 /// True when [`try_convert`] handles `rule` (it would not return `None`).
@@ -114,13 +123,44 @@ pub fn is_eligible(rule: &Rule) -> bool {
     Plan::compile(rule).is_some()
 }
 
-fn dom_path(
-    rule: &Rule,
-    body: &[u8],
-    executed_query: Option<String>,
-) -> Result<Vec<Frame>, FastError> {
-    let doc: Value = serde_json::from_slice(body).map_err(FastError::NotJson)?;
-    convert(rule, &doc, executed_query).map_err(FastError::Convert)
+/// A rule compiled for the fast path (its paths as tries), for converting bodies.
+#[derive(Debug)]
+pub struct FastPlan<'r> {
+    plan: Plan<'r>,
+}
+
+impl<'r> FastPlan<'r> {
+    /// The plan of `rule`, or `None` when the rule is not eligible (module docs).
+    pub fn new(rule: &'r Rule) -> Option<FastPlan<'r>> {
+        Plan::compile(rule).map(|plan| FastPlan { plan })
+    }
+
+    /// Converts `body` as `convert_pages(rule, &[&doc], executed_query, notices)` would
+    /// convert its DOM `doc`; `notices` (e.g. a stale-cache warning) come first on the first
+    /// frame.
+    ///
+    /// # Errors
+    /// [`FastError::NotJson`] when serde_json rejects `body`; [`FastError::Convert`] as the
+    /// DOM path.
+    pub fn convert(
+        &self,
+        body: &[u8],
+        executed_query: Option<String>,
+        notices: Vec<Notice>,
+    ) -> Result<Vec<Frame>, FastError> {
+        let rule = self.plan.rule;
+        match self.plan.run(body, notices.clone()) {
+            Ok((tables, bad, notices)) => {
+                finish(rule, tables, &bad, notices, executed_query).map_err(FastError::Convert)
+            }
+            // Not JSON (serde_json gives the message), or a failure that needs the document:
+            // the DOM path decides, so the outcome is its outcome.
+            Err(Stop::Invalid | Stop::Fallback) => {
+                let doc: Value = serde_json::from_slice(body).map_err(FastError::NotJson)?;
+                convert_pages(rule, &[&doc], executed_query, notices).map_err(FastError::Convert)
+            }
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -373,6 +413,10 @@ struct Plan<'r> {
     row_trie: Trie,
     /// Every row path is one member name (`$.a`, `$['b']`): rows take [`walk_flat`].
     row_flat: bool,
+    /// Row mode, `type: json` fields with a wildcard (`$.labels[*].name`): the steps after
+    /// the wildcard (the capture is the node before it). Always a JSON list, as in the DOM
+    /// path.
+    list_suffix: Vec<Option<Vec<Seg>>>,
     groups: Vec<Group>,
     row_mode: bool,
     /// Frame-level capture slots.
@@ -430,6 +474,7 @@ impl<'r> Plan<'r> {
             }
         }
         let mut row_trie = Trie::new();
+        let mut list_suffix = vec![None; spec.fields.len()];
         let mut groups: Vec<Group> = Vec::new();
         let mut col_slot = vec![None; spec.fields.len()];
         let row_mode = spec.rows.is_some();
@@ -443,7 +488,20 @@ impl<'r> Plan<'r> {
                 frame_trie.nodes[node].act = act;
                 for (i, f) in spec.fields.iter().enumerate() {
                     if let FieldSource::Path(p) = &f.source {
-                        let node = row_trie.insert(&plain_path(p.as_str())?)?;
+                        let segs = parse_path(p.as_str())?;
+                        let prefix = match segs.iter().position(|s| *s == Seg::Wild) {
+                            None => &segs[..],
+                            Some(w) if f.kind == crate::settings::FieldType::Json => {
+                                let suffix = &segs[w + 1..];
+                                if suffix.contains(&Seg::Wild) {
+                                    return None;
+                                }
+                                list_suffix[i] = Some(suffix.to_vec());
+                                &segs[..w]
+                            }
+                            Some(_) => return None,
+                        };
+                        let node = row_trie.insert(prefix)?;
                         row_trie.nodes[node].caps.push(i);
                     }
                 }
@@ -512,6 +570,7 @@ impl<'r> Plan<'r> {
             frame_trie,
             row_trie,
             row_flat,
+            list_suffix,
             groups,
             row_mode,
             slots,
@@ -524,10 +583,13 @@ impl<'r> Plan<'r> {
     }
 
     /// The whole conversion up to shaping: tables, bad values, notices (zone notices).
-    fn run(&self, body: &[u8]) -> R<(Vec<NodeTable>, Vec<BadValues>, Vec<crate::frame::Notice>)> {
+    fn run(
+        &self,
+        body: &[u8],
+        mut notices: Vec<Notice>,
+    ) -> R<(Vec<NodeTable>, Vec<BadValues>, Vec<Notice>)> {
         let text = std::str::from_utf8(body).map_err(|_| Stop::Invalid)?;
         let spec = &self.rule.response;
-        let mut notices = Vec::new();
         let zones = self.zones(text, &mut notices)?;
         let run = Run {
             plan: self,
@@ -537,6 +599,7 @@ impl<'r> Plan<'r> {
         let mut scratch = Scratch {
             caps: vec![None; spec.fields.len()],
             hints: vec![usize::MAX; self.row_trie.nodes[0].names.entries.len() + 1],
+            dates: DateCache::default(),
         };
         let mut sc = Sc::new(text);
         sc.ws();
@@ -565,7 +628,7 @@ impl<'r> Plan<'r> {
     }
 
     /// The zone of every field; `${__response.PATH}` zones are read in a first pass.
-    fn zones(&self, text: &str, notices: &mut Vec<crate::frame::Notice>) -> R<Vec<TimeZone>> {
+    fn zones(&self, text: &str, notices: &mut Vec<Notice>) -> R<Vec<TimeZone>> {
         let spec = &self.rule.response;
         let mut found: Vec<(&str, Option<Value>)> = Vec::new();
         for (f, steps) in spec.fields.iter().zip(&self.zone_paths) {
@@ -599,6 +662,7 @@ impl<'r> Plan<'r> {
 struct Scratch {
     caps: Vec<Option<Leaf>>,
     hints: Vec<usize>,
+    dates: DateCache,
 }
 
 /// The typed output of one frame node while it is read.
@@ -837,9 +901,15 @@ impl<'t> Run<'_, '_, 't> {
             .zip(out.bad.iter_mut())
             .zip(self.zones)
             .zip(scratch.caps.iter());
-        for ((((f, col), bad), zone), cap) in cells {
+        for (i, ((((f, col), bad), zone), cap)) in cells.enumerate() {
             match &f.source {
-                FieldSource::Path(_) => push_leaf(col, f, zone, *cap, self.text, bad)?,
+                FieldSource::Path(_) => match &self.plan.list_suffix[i] {
+                    None => push_leaf(col, f, zone, *cap, self.text, bad, &mut scratch.dates)?,
+                    Some(suffix) => {
+                        let list = json_list(self.text, *cap, suffix)?;
+                        push_value(col, f, zone, Some(&list), bad);
+                    }
+                },
                 FieldSource::Key => {
                     let v = key.as_ref().map(|k| Value::String(k.clone()));
                     push_value(col, f, zone, v.as_ref(), bad);
@@ -930,6 +1000,7 @@ impl<'t> Run<'_, '_, 't> {
             }
         }
         let rows = len.unwrap_or(1);
+        let mut dates = DateCache::default();
         let mut columns = Vec::with_capacity(fields.len());
         for (i, (f, sel)) in fields.iter().zip(selected).enumerate() {
             let frame_value = match f.source {
@@ -941,7 +1012,7 @@ impl<'t> Run<'_, '_, 't> {
             match sel {
                 Some(values) => {
                     for v in values {
-                        push_leaf(&mut col, f, zone, Some(v), self.text, bad)?;
+                        push_leaf(&mut col, f, zone, Some(v), self.text, bad, &mut dates)?;
                     }
                 }
                 None => {
@@ -1275,6 +1346,37 @@ fn leaf_value(text: &str, leaf: Leaf) -> R<Value> {
     }
 }
 
+/// A row's `type: json` wildcard field as the DOM path makes it: the members of the node
+/// before the wildcard (an object's in key order), each followed along `suffix`, as a JSON
+/// array (empty when nothing is selected).
+fn json_list(text: &str, base: Option<Leaf>, suffix: &[Seg]) -> R<Value> {
+    let base = match base {
+        Some(
+            l @ Leaf {
+                kind: Kind::Obj | Kind::Arr,
+                ..
+            },
+        ) => leaf_value(text, l)?,
+        _ => return Ok(Value::Array(Vec::new())),
+    };
+    let follow = |v: &Value| -> Option<Value> {
+        let mut node = v;
+        for seg in suffix {
+            node = match (seg, node) {
+                (Seg::Name(n), Value::Object(m)) => m.get(&**n)?,
+                (Seg::Index(i), Value::Array(a)) => a.get(*i)?,
+                _ => return None,
+            };
+        }
+        Some(node.clone())
+    };
+    Ok(Value::Array(match &base {
+        Value::Array(items) => items.iter().filter_map(follow).collect(),
+        Value::Object(members) => members.values().filter_map(follow).collect(),
+        _ => Vec::new(),
+    }))
+}
+
 /// Exact powers of ten, as serde_json's table has them.
 const POW10: [f64; 23] = [
     1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
@@ -1350,6 +1452,7 @@ fn push_leaf(
     leaf: Option<Leaf>,
     text: &str,
     bad: &mut BadValues,
+    dates: &mut DateCache,
 ) -> R<()> {
     if let Some(leaf) = leaf {
         match (&mut *col, leaf.kind) {
@@ -1373,7 +1476,7 @@ fn push_leaf(
                 // Untrimmed text: a match starts with a digit and ends with `Z` or a digit,
                 // so it is its own trim.
                 let raw = &text.as_bytes()[leaf.start + 1..leaf.end - 1];
-                if let Some(ns) = rfc3339_strict(raw) {
+                if let Some(ns) = rfc3339_strict(raw, dates) {
                     c.push(Some(ns));
                     return Ok(());
                 }
@@ -1487,7 +1590,7 @@ fn push_str(
 /// `parse_iso` tries `Timestamp` first and returns its result.
 fn iso_with_offset(s: &str) -> Option<Option<i64>> {
     let t = s.trim();
-    if let Some(ns) = rfc3339_strict(t.as_bytes()) {
+    if let Some(ns) = rfc3339_strict(t.as_bytes(), &mut DateCache::default()) {
         return Some(Some(ns));
     }
     if !t.contains(':') {
@@ -1500,40 +1603,25 @@ fn iso_with_offset(s: &str) -> Option<Option<i64>> {
 /// The common RFC 3339 form `YYYY-MM-DDTHH:MM:SS[.f{1,9}](Z|±HH:MM)` with a year in
 /// 1900..=2200 and a valid date and time (no leap second, no `-00:00`), as epoch ns — what
 /// jiff's `Timestamp` parser gives for it (the tests compare both); `None` for anything else.
-fn rfc3339_strict(b: &[u8]) -> Option<i64> {
-    if b.len() < 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || b[10] != b'T'
-        || b[13] != b':'
-        || b[16] != b':'
-    {
+fn rfc3339_strict(b: &[u8], dates: &mut DateCache) -> Option<i64> {
+    if b.len() < 20 || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
         return None;
     }
+    let date: [u8; 10] = b[..10].try_into().ok()?;
+    let days = match dates.last {
+        Some((d, days)) if d == date => days,
+        _ => {
+            let days = civil_days(&date)?;
+            dates.last = Some((date, days));
+            days
+        }
+    };
     let d = |i: usize| b[i].wrapping_sub(b'0');
-    let (y0, y1, y2, y3) = (d(0), d(1), d(2), d(3));
-    let (mo0, mo1, d0, d1) = (d(5), d(6), d(8), d(9));
     let (h0, h1, mi0, mi1, s0, s1) = (d(11), d(12), d(14), d(15), d(17), d(18));
-    let most = y0
-        .max(y1)
-        .max(y2)
-        .max(y3)
-        .max(mo0)
-        .max(mo1)
-        .max(d0)
-        .max(d1)
-        .max(h0)
-        .max(h1)
-        .max(mi0)
-        .max(mi1)
-        .max(s0)
-        .max(s1);
-    if most > 9 {
+    if h0.max(h1).max(mi0).max(mi1).max(s0).max(s1) > 9 {
         return None;
     }
     let n2 = |a: u8, b: u8| i64::from(a) * 10 + i64::from(b);
-    let year = n2(y0, y1) * 100 + n2(y2, y3);
-    let (month, day) = (n2(mo0, mo1), n2(d0, d1));
     let (hour, minute, second) = (n2(h0, h1), n2(mi0, mi1), n2(s0, s1));
     let two = |i: usize| -> Option<i64> {
         match (b.get(i), b.get(i + 1)) {
@@ -1543,14 +1631,7 @@ fn rfc3339_strict(b: &[u8]) -> Option<i64> {
             _ => None,
         }
     };
-    if !(1900..=2200).contains(&year)
-        || !(1..=12).contains(&month)
-        || day < 1
-        || day > days_in_month(year, month)
-        || hour > 23
-        || minute > 59
-        || second > 59
-    {
+    if hour > 23 || minute > 59 || second > 59 {
         return None;
     }
     let mut i = 19;
@@ -1559,7 +1640,9 @@ fn rfc3339_strict(b: &[u8]) -> Option<i64> {
         i += 1;
         let start = i;
         while let Some(d @ b'0'..=b'9') = b.get(i) {
-            nanos = nanos * 10 + i64::from(d - b'0');
+            if i - start < 9 {
+                nanos = nanos * 10 + i64::from(d - b'0');
+            }
             i += 1;
         }
         let digits = i - start;
@@ -1584,9 +1667,38 @@ fn rfc3339_strict(b: &[u8]) -> Option<i64> {
         }
         _ => return None,
     };
-    let days = days_from_civil(year, month, day);
     let secs = days * 86_400 + hour * 3_600 + minute * 60 + second - offset;
     Some(secs * 1_000_000_000 + nanos)
+}
+
+/// The last `YYYY-MM-DD` [`rfc3339_strict`] read and its day number (rows of a time series
+/// mostly share the date).
+#[derive(Debug, Default)]
+struct DateCache {
+    last: Option<([u8; 10], i64)>,
+}
+
+/// Days since 1970-01-01 of `YYYY-MM-DD` with a year in 1900..=2200 and a valid date.
+fn civil_days(date: &[u8; 10]) -> Option<i64> {
+    if date[4] != b'-' || date[7] != b'-' {
+        return None;
+    }
+    let d = |i: usize| date[i].wrapping_sub(b'0');
+    let (y0, y1, y2, y3, mo0, mo1, d0, d1) = (d(0), d(1), d(2), d(3), d(5), d(6), d(8), d(9));
+    if y0.max(y1).max(y2).max(y3).max(mo0).max(mo1).max(d0).max(d1) > 9 {
+        return None;
+    }
+    let n2 = |a: u8, b: u8| i64::from(a) * 10 + i64::from(b);
+    let year = n2(y0, y1) * 100 + n2(y2, y3);
+    let (month, day) = (n2(mo0, mo1), n2(d0, d1));
+    if !(1900..=2200).contains(&year)
+        || !(1..=12).contains(&month)
+        || day < 1
+        || day > days_in_month(year, month)
+    {
+        return None;
+    }
+    Some(days_from_civil(year, month, day))
 }
 
 fn days_in_month(year: i64, month: i64) -> i64 {
@@ -2020,12 +2132,16 @@ impl<'t> Sc<'t> {
         if neg {
             i += 1;
         }
+        // The significand wraps beyond 19 digits; such tokens are `odd` (below).
+        let mut sig: u64 = 0;
         let int_start = i;
         match b.get(i) {
             Some(b'0') => i += 1,
-            Some(b'1'..=b'9') => {
+            Some(&d @ b'1'..=b'9') => {
+                sig = u64::from(d - b'0');
                 i += 1;
-                while let Some(b'0'..=b'9') = b.get(i) {
+                while let Some(&d @ b'0'..=b'9') = b.get(i) {
+                    sig = sig.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
                     i += 1;
                 }
             }
@@ -2036,7 +2152,8 @@ impl<'t> Sc<'t> {
         if b.get(i) == Some(&b'.') {
             i += 1;
             frac_start = i;
-            while let Some(b'0'..=b'9') = b.get(i) {
+            while let Some(&d @ b'0'..=b'9') = b.get(i) {
+                sig = sig.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
                 i += 1;
             }
             if i == frac_start {
@@ -2082,15 +2199,6 @@ impl<'t> Sc<'t> {
         let frac_digits = frac_end - frac_start;
         // At most 19 digits never overflow serde_json's u64 significand.
         odd |= (int_end - int_start) + frac_digits > 19;
-        let mut sig: u64 = 0;
-        if !odd {
-            for &d in &b[int_start..int_end] {
-                sig = sig * 10 + u64::from(d - b'0');
-            }
-            for &d in &b[frac_start..frac_end] {
-                sig = sig * 10 + u64::from(d - b'0');
-            }
-        }
         let exp = exp_written - frac_digits as i64;
         // Below 2^64 × 10^288 nothing overflows f64; beyond, serde_json decides.
         if odd || exp > 288 {

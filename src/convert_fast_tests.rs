@@ -6,6 +6,7 @@
 use serde_json::{json, Value};
 
 use super::*;
+use crate::convert::convert;
 use crate::rule::compile_standalone;
 
 // ---------------------------------------------------------------------------------------
@@ -59,7 +60,7 @@ fn check(rule: &Rule, body: &[u8], tally: &mut Tally) {
     }
     tally.docs += 1;
     let plan = Plan::compile(rule).unwrap();
-    let stopped = plan.run(body).err();
+    let stopped = plan.run(body, Vec::new()).err();
     if dom.starts_with("not json") {
         tally.not_json += 1;
         assert_eq!(
@@ -511,16 +512,33 @@ fn time_extras(rng: &mut Rng, field: &mut serde_json::Map<String, Value>) {
 
 /// Fields from `paths` with random types (the first usually a time, the second a number,
 /// so the typed formats come up).
+/// Row-relative wildcard paths: `type: json` only (always a list).
+const ROW_LIST_PATHS: &[&str] = &[
+    "$.arr[*]",
+    "$.m.*",
+    "$.noise[*]",
+    "$.noise.*.a",
+    "$[*]",
+    "$.j[*][0]",
+];
+
 fn rand_fields(rng: &mut Rng, paths: &[&str]) -> Vec<Value> {
+    rand_fields_with(rng, paths, &[])
+}
+
+fn rand_fields_with(rng: &mut Rng, paths: &[&str], list_paths: &[&str]) -> Vec<Value> {
     let n = 1 + rng.below(5);
     let mut out = Vec::new();
     for i in 0..n {
-        let path = rng.pick(paths);
+        let mut path = rng.pick(paths);
         let kind = match i {
             0 if rng.chance(70) => "time",
             1 if rng.chance(70) => "number",
             _ => rng.pick(TYPES),
         };
+        if kind == "json" && !list_paths.is_empty() && rng.chance(50) {
+            path = rng.pick(list_paths);
+        }
         let mut f = serde_json::Map::new();
         f.insert("name".into(), json!(format!("f{i}")));
         f.insert("path".into(), json!(path));
@@ -577,7 +595,7 @@ fn case(rng: &mut Rng, fam: usize) -> (Value, J) {
     match fam {
         // rows $[*] over a root array.
         0 => {
-            let fields = rand_fields(rng, ROW_PATHS);
+            let fields = rand_fields_with(rng, ROW_PATHS, ROW_LIST_PATHS);
             (
                 response(rng, json!({"rows": "$[*]"}), fields),
                 records(rng, 12),
@@ -585,7 +603,7 @@ fn case(rng: &mut Rng, fam: usize) -> (Value, J) {
         }
         // rows deeper, the container maybe repeated.
         1 => {
-            let fields = rand_fields(rng, ROW_PATHS);
+            let fields = rand_fields_with(rng, ROW_PATHS, ROW_LIST_PATHS);
             let items = records(rng, 10);
             let doc = wrap(rng, "data", obj(vec![("items", items)]));
             (
@@ -595,7 +613,7 @@ fn case(rng: &mut Rng, fam: usize) -> (Value, J) {
         }
         // rows from an object's members (key order, repeated keys).
         2 => {
-            let fields = rand_fields(rng, ROW_PATHS);
+            let fields = rand_fields_with(rng, ROW_PATHS, ROW_LIST_PATHS);
             let n = rng.below(8);
             let names = ["SE3", "SE1", "NO2", "a", "é", "B", "SE1", ""];
             let areas = J::Obj(
@@ -733,7 +751,7 @@ fn case(rng: &mut Rng, fam: usize) -> (Value, J) {
         }
         // Frames from an object's members, rows $[*].
         6 => {
-            let fields = rand_fields(rng, ROW_PATHS);
+            let fields = rand_fields_with(rng, ROW_PATHS, ROW_LIST_PATHS);
             let n = rng.below(4);
             let groups = J::Obj(
                 (0..n)
@@ -747,7 +765,7 @@ fn case(rng: &mut Rng, fam: usize) -> (Value, J) {
         }
         // A single frame node by path, labels, rows.
         7 => {
-            let fields = rand_fields(rng, ROW_PATHS);
+            let fields = rand_fields_with(rng, ROW_PATHS, ROW_LIST_PATHS);
             let result = obj(vec![
                 ("name", rand_value(rng, "string", 1)),
                 ("rows", records(rng, 6)),
@@ -759,7 +777,7 @@ fn case(rng: &mut Rng, fam: usize) -> (Value, J) {
         }
         // One row by path.
         8 => {
-            let fields = rand_fields(rng, ROW_PATHS);
+            let fields = rand_fields_with(rng, ROW_PATHS, ROW_LIST_PATHS);
             let current = record(rng);
             (
                 response(rng, json!({"rows": "$.current"}), fields),
@@ -1204,7 +1222,8 @@ fn ineligible_rules_give_none() {
     for response in [
         json!({"rows": "$..items[*]", "fields": fields}),
         json!({"rows": "$.data[?@.v > 1]", "fields": fields}),
-        json!({"rows": "$[*]", "fields": [{"name": "v", "path": "$.v[*]", "type": "json"}]}),
+        json!({"rows": "$[*]", "fields": [{"name": "v", "path": "$.v[*]", "type": "string"}]}),
+        json!({"rows": "$[*]", "fields": [{"name": "v", "path": "$.v[*][*]", "type": "json"}]}),
         json!({"rows": "$[*]", "fields": [{"name": "v", "path": "$[-1]", "type": "number"}]}),
         json!({"rows": "$[*]", "fields": [{"name": "v", "path": "$..v", "type": "number"}]}),
         json!({"rows": "$[*].items", "fields": fields}),
@@ -1231,6 +1250,7 @@ fn ineligible_rules_give_none() {
         json!({"frames": "$.x.*", "rows": "$.items[*]", "labelsFrom": "$.m", "fields": fields}),
         json!({"rows": "$.data[*]", "labels": {"x": "$.data"}, "fields": fields}),
         json!({"fields": [{"name": "v", "path": "$.a[*].b", "type": "number"}]}),
+        json!({"rows": "$[*]", "fields": [{"name": "v", "path": "$.v[*].x", "type": "json"}]}),
     ] {
         let r = rule(response.clone());
         assert!(is_eligible(&r), "{response}");
@@ -1271,12 +1291,22 @@ fn paths_parse_like_the_plain_subset() {
 fn strict_rfc3339_agrees_with_jiff() {
     let mut rng = Rng(3339);
     let mut decided = 0;
+    let mut cache = DateCache::default();
     for n in 0..200_000 {
         let year = rng.pick(&[1899, 1900, 1970, 2000, 2023, 2024, 2100, 2200, 2201, 9999]);
         let month = rng.below(14);
         let day = rng.below(33);
         let (h, mi, s) = (rng.below(26), rng.below(62), rng.below(62));
-        let frac = rng.pick(&["", ".", ".5", ".123", ".123456789", ".1234567891", ",5"]);
+        let frac = rng.pick(&[
+            "",
+            ".",
+            ".5",
+            ".123",
+            ".123456789",
+            ".1234567891",
+            ".123456789012345678901234567890",
+            ",5",
+        ]);
         let zone = rng.pick(&[
             "Z", "z", "+00:00", "-00:00", "+01:00", "-07:30", "+23:59", "+24:00", "+1:00", "+0100",
             "", " ",
@@ -1287,7 +1317,13 @@ fn strict_rfc3339_agrees_with_jiff() {
             .parse::<jiff::Timestamp>()
             .ok()
             .and_then(|t| i64::try_from(t.as_nanosecond()).ok());
-        if let Some(mine) = rfc3339_strict(text.as_bytes()) {
+        // A shared cache (consecutive strings often share the date) and a fresh one.
+        let mine = rfc3339_strict(text.as_bytes(), &mut cache);
+        assert_eq!(
+            mine,
+            rfc3339_strict(text.as_bytes(), &mut DateCache::default())
+        );
+        if let Some(mine) = mine {
             assert_eq!(Some(mine), jiff, "{text}");
             decided += 1;
         }
@@ -1306,4 +1342,55 @@ fn string_stops_find_the_first_stop_byte() {
         let got = (stops != 0).then(|| (stops.trailing_zeros() / 8) as usize);
         assert_eq!(got, expected, "{word:?}");
     }
+}
+
+/// The rules of `config-examples/*.yaml` (real APIs): how many the fast path takes, and
+/// both paths on every document of `demo-data/` and `tests/real_payloads` bodies we can
+/// find, for every rule.
+#[test]
+fn config_example_rules() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files: Vec<_> = std::fs::read_dir(root.join("config-examples"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    let mut docs: Vec<Vec<u8>> = Vec::new();
+    for dir in ["demo-data"] {
+        for e in std::fs::read_dir(root.join(dir)).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "json") {
+                docs.push(std::fs::read(p).unwrap());
+            }
+        }
+    }
+    let (mut rules, mut eligible) = (0, Vec::new());
+    let mut tally = Tally::default();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        let loaded = crate::provisioning::parse(&text, &|_| None).unwrap();
+        for ds in &loaded.datasources {
+            let Ok(jd) = crate::settings::JsonData::parse(&ds.settings.json_data) else {
+                continue;
+            };
+            for raw in &jd.rules {
+                let Ok(r) = compile_standalone(raw) else {
+                    continue;
+                };
+                rules += 1;
+                if is_eligible(&r) {
+                    eligible.push(r.id.clone());
+                    for d in &docs {
+                        check(&r, d, &mut tally);
+                    }
+                }
+            }
+        }
+    }
+    eprintln!(
+        "config examples: {} of {rules} rules eligible ({eligible:?}); demo-data: {tally:?}",
+        eligible.len()
+    );
+    assert_eq!(eligible.len(), rules);
 }

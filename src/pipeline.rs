@@ -343,14 +343,37 @@ async fn fetch_and_convert(
         fresh_until: None,
         uncacheable: false,
     };
-    let (docs, mut notices) = fetch.pages(p.request, &p.masked_url).await?;
-    notices.splice(0..0, fetch.notices.drain(..));
-    let refs: Vec<&Value> = docs.iter().collect();
-    let frames = crate::convert::convert_pages(rule, &refs, Some(p.masked_url), notices)?;
-    let total: usize = docs.len();
-    for doc in docs {
-        drop_large(doc, total);
-    }
+    let frames = if rule.pagination.is_none() {
+        // One page: the DOM-free fast path on the raw body when the rule fits it
+        // (convert_fast.rs), else the DOM path. Same frames and errors either way.
+        let fetched = fetch.one(&p.request, &p.masked_url).await?;
+        let notices = std::mem::take(&mut fetch.notices);
+        match crate::convert_fast::FastPlan::new(rule) {
+            Some(plan) => plan
+                .convert(&fetched.body, Some(p.masked_url), notices)
+                .map_err(|e| match e {
+                    crate::convert_fast::FastError::NotJson(e) => fetch.not_json(&e, &fetched.body),
+                    crate::convert_fast::FastError::Convert(e) => QueryError::Convert(e),
+                })?,
+            None => {
+                let doc = fetch.parse(&fetched.body)?;
+                let frames =
+                    crate::convert::convert_pages(rule, &[&doc], Some(p.masked_url), notices)?;
+                drop_large(doc, fetched.body.len());
+                frames
+            }
+        }
+    } else {
+        let (docs, mut notices) = fetch.pages(p.request, &p.masked_url).await?;
+        notices.splice(0..0, fetch.notices.drain(..));
+        let refs: Vec<&Value> = docs.iter().collect();
+        let frames = crate::convert::convert_pages(rule, &refs, Some(p.masked_url), notices)?;
+        let total: usize = docs.len();
+        for doc in docs {
+            drop_large(doc, total);
+        }
+        frames
+    };
     let fresh_until = if fetch.uncacheable {
         None
     } else {
@@ -499,10 +522,17 @@ impl Fetch<'_> {
     }
 
     fn parse(&self, body: &[u8]) -> Result<Value, QueryError> {
-        parse_json(body).map_err(|message| QueryError::NotJson {
+        serde_json::from_slice(body).map_err(|e| self.not_json(&e, body))
+    }
+
+    /// The "not JSON" error for `body` (secrets masked).
+    fn not_json(&self, e: &serde_json::Error, body: &[u8]) -> QueryError {
+        QueryError::NotJson {
             rule: self.rule.id.clone(),
-            message: self.instance.mask_with(&message, &self.extra_secrets),
-        })
+            message: self
+                .instance
+                .mask_with(&not_json_message(e, body), &self.extra_secrets),
+        }
     }
 
     /// Fetches every page (config.md §2.1) and returns the parsed documents and notices.
@@ -644,11 +674,9 @@ fn set_param(
         .append_pair(name, value);
 }
 
-fn parse_json(body: &[u8]) -> Result<Value, String> {
-    serde_json::from_slice(body).map_err(|e| {
-        let start: String = String::from_utf8_lossy(&body[..body.len().min(64)]).into_owned();
-        format!("{e} (body starts with {start:?})")
-    })
+fn not_json_message(e: &serde_json::Error, body: &[u8]) -> String {
+    let start: String = String::from_utf8_lossy(&body[..body.len().min(64)]).into_owned();
+    format!("{e} (body starts with {start:?})")
 }
 
 /// Drops a large DOM off the async workers (freeing ~1e6 small maps takes hundreds of ms,
