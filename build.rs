@@ -7,6 +7,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         // Encoded frames are shared with the answer cache without copying.
         .bytes(".pluginv2.DataResponse.frames")
+        // prost with an exact-size reserve before encoding (src/codec.rs).
+        .codec_path("crate::codec::GrpcCodec")
         .build_client(true)
         .build_server(true)
         .compile_fds(fds)?;

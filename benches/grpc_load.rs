@@ -9,6 +9,9 @@
 //!   cold                  every query goes upstream (rule cache ttlSeconds 0, distinct keys)
 //!   coalesce              1,000 concurrent identical queries against a 1 s upstream
 //!   memory                random keys against cache.maxBytes 64 MiB for --minutes N
+//!   soak                  --minutes N (30) of good and faulty queries, cancels and settings
+//!                         updates; RSS, fds, threads and tokio tasks at idle checkpoints
+//!                         every --checkpoint-minutes M (5) must stay flat
 //!   startup               exec → handshake line (median of --runs), stripped binary size
 //!   all                   hit, hit-no-answer-cache, cold, coalesce, startup
 //! options: --requests N  --warmup N  --concurrency N (16)  --channels N  --rows N (1000)
@@ -16,6 +19,9 @@
 //!          --queries N (1000)  --delay-ms N (1000)  --runs N (20)  --sample-secs N (5)
 //!          --plugin PATH (default: the gpx_restbridge built with this bench)
 //!          --no-answer-cache (memory: run the plugin with RESTBRIDGE_ANSWER_CACHE=off)
+//!          --transport unix|tcp (unix: the plugin's default, as go-plugin's Go servers)
+//!          --client-threads N (1: the load client and stub on one tokio worker, so that
+//!          they leave the other core to the plugin)
 //! ```
 //!
 //! Everything runs on loopback: the plugin binary (`CARGO_BIN_EXE_gpx_restbridge`, built with
@@ -57,6 +63,9 @@ const TARGET_HIT_CPU_US: f64 = 50.0;
 const TARGET_COLD_CPU_US: f64 = 300.0;
 const TARGET_RSS_HEADROOM: u64 = 60 << 20;
 
+#[path = "grpc_load/soak.rs"]
+mod soak;
+
 // ---------------------------------------------------------------------------------------
 // Options
 
@@ -77,6 +86,14 @@ struct Opts {
     sample_secs: u64,
     plugin: String,
     no_answer_cache: bool,
+    /// `RESTBRIDGE_GRPC_NETWORK` for the plugin: `unix` (its default) or `tcp`.
+    transport: String,
+    /// Worker threads of the load client's tokio runtime.
+    client_threads: usize,
+    /// Soak: minutes between idle checkpoints.
+    checkpoint_minutes: f64,
+    /// `--minutes` was given (the soak defaults to 30, memory to 10).
+    minutes_given: bool,
 }
 
 impl Opts {
@@ -97,6 +114,10 @@ impl Opts {
             sample_secs: 5,
             plugin: env!("CARGO_BIN_EXE_gpx_restbridge").to_owned(),
             no_answer_cache: false,
+            transport: "unix".into(),
+            client_threads: 1,
+            checkpoint_minutes: 5.0,
+            minutes_given: false,
         };
         let mut args = std::env::args().skip(1);
         while let Some(a) = args.next() {
@@ -124,7 +145,13 @@ impl Opts {
                 "--concurrency" => o.concurrency = n()?.max(1),
                 "--channels" => o.channels = Some(n()?.max(1)),
                 "--rows" => o.rows = n()?.max(1),
-                "--minutes" => o.minutes = v.parse::<f64>().map_err(|e| bad(&e))?,
+                "--minutes" => {
+                    o.minutes = v.parse::<f64>().map_err(|e| bad(&e))?;
+                    o.minutes_given = true;
+                }
+                "--checkpoint-minutes" => {
+                    o.checkpoint_minutes = v.parse::<f64>().map_err(|e| bad(&e))?.max(0.1);
+                }
                 "--body-kb" => o.body_kb = n()?.max(1),
                 "--max-bytes" => o.max_bytes = v.parse::<u64>().map_err(|e| bad(&e))?,
                 "--queries" => o.queries = n()?.max(1),
@@ -132,16 +159,49 @@ impl Opts {
                 "--runs" => o.runs = n()?.max(1),
                 "--sample-secs" => o.sample_secs = v.parse::<u64>().map_err(|e| bad(&e))?.max(1),
                 "--plugin" => o.plugin.clone_from(&v),
+                "--transport" if v == "tcp" || v == "unix" => o.transport.clone_from(&v),
+                "--client-threads" => o.client_threads = n()?.max(1),
                 _ => return Err(format!("unknown option {a}")),
             }
         }
         if o.scenario.is_empty() {
             o.scenario = "all".into();
         }
+        if o.scenario == "soak" && !o.minutes_given {
+            o.minutes = 30.0;
+        }
         if !(o.minutes.is_finite() && o.minutes > 0.0 && o.minutes <= 24.0 * 60.0) {
             return Err("--minutes must be in (0, 1440]".into());
         }
         Ok(o)
+    }
+}
+
+/// Dials the plugin's unix socket for every new gRPC connection (the URI is ignored).
+#[derive(Clone)]
+struct UnixConnector(std::path::PathBuf);
+
+impl tonic::codegen::Service<tonic::codegen::http::Uri> for UnixConnector {
+    type Response = hyper_util::rt::TokioIo<tokio::net::UnixStream>;
+    type Error = std::io::Error;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: tonic::codegen::http::Uri) -> Self::Future {
+        let path = self.0.clone();
+        Box::pin(async move {
+            Ok(hyper_util::rt::TokioIo::new(
+                tokio::net::UnixStream::connect(path).await?,
+            ))
+        })
     }
 }
 
@@ -228,6 +288,8 @@ fn mib(b: u64) -> f64 {
 struct PluginGuard {
     child: Child,
     pid: u32,
+    /// `tcp` or `unix`, from the handshake line.
+    network: String,
     addr: String,
     stderr_tail: Arc<Mutex<VecDeque<String>>>,
     /// exec → handshake line.
@@ -240,18 +302,27 @@ impl Drop for PluginGuard {
             let _ = self.child.kill(); // SIGKILL to self.pid
             let _ = self.child.wait();
         }
+        if self.network == "unix" {
+            // A SIGKILLed plugin cannot remove its socket file.
+            let _ = std::fs::remove_file(&self.addr);
+        }
     }
 }
 
 impl PluginGuard {
     /// Starts the plugin like go-plugin: magic cookie, protocol versions, port range, a
     /// working directory that is not the plugin's; the first stdout line is the handshake.
-    fn spawn(exe: &str, extra_env: &[(&str, &str)]) -> Result<PluginGuard, String> {
+    fn spawn(
+        exe: &str,
+        transport: &str,
+        extra_env: &[(&str, &str)],
+    ) -> Result<PluginGuard, String> {
         let mut cmd = Command::new(exe);
         cmd.current_dir(std::env::temp_dir())
             .env_remove("RESTBRIDGE_ANSWER_CACHE")
             .env_remove("RESTBRIDGE_LOG")
             .env_remove("PLUGIN_UNIX_SOCKET_DIR")
+            .env("RESTBRIDGE_GRPC_NETWORK", transport)
             .env("grafana_plugin_type", "datasource")
             .env("PLUGIN_PROTOCOL_VERSIONS", "2")
             .env("PLUGIN_MIN_PORT", "10000")
@@ -271,6 +342,7 @@ impl PluginGuard {
         let mut guard = PluginGuard {
             child,
             pid,
+            network: String::new(),
             addr: String::new(),
             stderr_tail: Arc::new(Mutex::new(VecDeque::new())),
             startup: Duration::ZERO,
@@ -318,12 +390,10 @@ impl PluginGuard {
                 guard.tail()
             ));
         }
-        if parts[2] != "tcp" {
-            return Err(format!(
-                "handshake network {} (only tcp is driven)",
-                parts[2]
-            ));
+        if parts[2] != "tcp" && parts[2] != "unix" {
+            return Err(format!("handshake network {}", parts[2]));
         }
+        guard.network = parts[2].to_owned();
         guard.addr = parts[3].to_owned();
         Ok(guard)
     }
@@ -335,8 +405,16 @@ impl PluginGuard {
             .unwrap_or_default()
     }
 
-    /// A new gRPC connection (one TCP connection per call).
+    /// A new gRPC connection (one TCP or unix-socket connection per call), as go-plugin's
+    /// client dials the handshake's network and address.
     async fn connect(&self) -> Result<Channel, String> {
+        if self.network == "unix" {
+            return Endpoint::from_static("http://plugin.invalid")
+                .connect_timeout(Duration::from_secs(5))
+                .connect_with_connector(UnixConnector(self.addr.clone().into()))
+                .await
+                .map_err(|e| format!("dial unix {}: {e}", self.addr));
+        }
         Endpoint::from_shared(format!("http://{}", self.addr))
             .map_err(|e| e.to_string())?
             .tcp_nodelay(true)
@@ -391,6 +469,8 @@ impl PluginGuard {
             miss: sum("restbridge_cache_events_total{event=\"miss\"}"),
             coalesced: sum("restbridge_cache_events_total{event=\"coalesced\"}"),
             cache_bytes: sum("restbridge_cache_bytes "),
+            tasks: sum("restbridge_runtime_alive_tasks "),
+            inflight: sum("restbridge_upstream_inflight_requests "),
         })
     }
 }
@@ -402,6 +482,10 @@ struct Metrics {
     miss: f64,
     coalesced: f64,
     cache_bytes: f64,
+    /// Tokio tasks alive in the plugin (includes the CollectMetrics call itself).
+    tasks: f64,
+    /// Upstream requests in flight.
+    inflight: f64,
 }
 
 impl std::fmt::Display for Metrics {
@@ -422,6 +506,7 @@ impl std::fmt::Display for Metrics {
 // The stub upstream
 
 struct Route {
+    status: u16,
     body: Bytes,
     delay: Duration,
     hits: AtomicUsize,
@@ -445,13 +530,26 @@ impl Drop for Stub {
 
 impl Stub {
     async fn start(routes: Vec<(&str, Bytes, Duration)>) -> Result<Stub, String> {
+        Stub::start_with_status(
+            routes
+                .into_iter()
+                .map(|(p, body, delay)| (p, 200, body, delay))
+                .collect(),
+        )
+        .await
+    }
+
+    /// Like [`start`](Self::start), each route with its HTTP status (bodies starting with
+    /// `<` are sent as `text/html`).
+    async fn start_with_status(routes: Vec<(&str, u16, Bytes, Duration)>) -> Result<Stub, String> {
         let routes: Arc<HashMap<String, Route>> = Arc::new(
             routes
                 .into_iter()
-                .map(|(p, body, delay)| {
+                .map(|(p, status, body, delay)| {
                     (
                         p.to_owned(),
                         Route {
+                            status,
                             body,
                             delay,
                             hits: AtomicUsize::new(0),
@@ -518,9 +616,14 @@ async fn serve(
         tokio::time::sleep(route.delay).await;
     }
     let mut resp = hyper::Response::new(Full::new(route.body.clone()));
+    *resp.status_mut() = hyper::StatusCode::from_u16(route.status).unwrap_or_default();
     resp.headers_mut().insert(
         hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/json"),
+        hyper::header::HeaderValue::from_static(if route.body.starts_with(b"<") {
+            "text/html"
+        } else {
+            "application/json"
+        }),
     );
     Ok(resp)
 }
@@ -848,7 +951,7 @@ async fn run_throughput(o: &Opts, mode: Mode) -> Result<Summary, String> {
     } else {
         &[]
     };
-    let plugin = PluginGuard::spawn(&o.plugin, env)?;
+    let plugin = PluginGuard::spawn(&o.plugin, &o.transport, env)?;
     let clients = plugin.data_clients(o.channels.unwrap_or(1)).await?;
     let ttl = if mode == Mode::Cold { Some(0) } else { None };
     let jd = json!({"cache": {"ttlSeconds": 3600}, "rules": [rule("rows", "/rows", ttl)]});
@@ -1020,7 +1123,7 @@ async fn run_coalesce(o: &Opts) -> Result<Vec<Summary>, String> {
             &[("RESTBRIDGE_ANSWER_CACHE", "off")][..],
         ),
     ] {
-        let plugin = PluginGuard::spawn(&o.plugin, env)?;
+        let plugin = PluginGuard::spawn(&o.plugin, &o.transport, env)?;
         let channels = o.channels.unwrap_or(8);
         let clients = plugin.data_clients(channels).await?;
         let jd = json!({"cache": {"ttlSeconds": 60}, "rules": [rule("slow", path, ttl)]});
@@ -1134,7 +1237,7 @@ async fn run_memory(o: &Opts) -> Result<Summary, String> {
     } else {
         &[]
     };
-    let plugin = PluginGuard::spawn(&o.plugin, env)?;
+    let plugin = PluginGuard::spawn(&o.plugin, &o.transport, env)?;
     let clients = plugin.data_clients(o.channels.unwrap_or(1)).await?;
     let jd = json!({"cache": {"ttlSeconds": 3600, "maxBytes": o.max_bytes},
                     "rules": [rule("mem", "/mem", None)]});
@@ -1278,7 +1381,7 @@ fn run_startup(o: &Opts) -> Result<Summary, String> {
     );
     let mut times = Vec::with_capacity(o.runs);
     for _ in 0..o.runs {
-        let p = PluginGuard::spawn(&o.plugin, &[])?;
+        let p = PluginGuard::spawn(&o.plugin, &o.transport, &[])?;
         times.push(p.startup);
         drop(p); // SIGKILL by PID, reaped
     }
@@ -1354,6 +1457,7 @@ async fn run(o: Opts) -> Result<Vec<Summary>, String> {
         "cold",
         "coalesce",
         "memory",
+        "soak",
         "startup",
     ];
     if !known.contains(&o.scenario.as_str()) {
@@ -1378,6 +1482,9 @@ async fn run(o: Opts) -> Result<Vec<Summary>, String> {
     if o.scenario == "memory" {
         out.push(run_memory(&o).await?);
     }
+    if o.scenario == "soak" {
+        out.push(soak::run_soak(&o).await?);
+    }
     if all || o.scenario == "startup" {
         let o2 = o.clone();
         out.push(
@@ -1399,11 +1506,14 @@ fn main() -> ExitCode {
     };
     let (cores, model) = machine();
     println!(
-        "grpc_load: scenario {}; {cores} cores (nproc), CPU {model}; CLK_TCK {}",
+        "grpc_load: scenario {}; {cores} cores (nproc), CPU {model}; CLK_TCK {}; plugin transport {}; load client threads {}",
         o.scenario,
-        clock_ticks()
+        clock_ticks(),
+        o.transport,
+        o.client_threads
     );
     let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(o.client_threads)
         .enable_all()
         .build()
     {

@@ -59,6 +59,10 @@ pub enum QueryError {
     /// Any other bug of ours, e.g. a caught panic (500, plugin).
     #[error("internal error: {0}")]
     Internal(String),
+    /// The error of a computation this query waited for (identical concurrent queries share
+    /// one fetch and conversion): the same status, source and message.
+    #[error(transparent)]
+    Shared(std::sync::Arc<QueryError>),
 }
 
 impl QueryError {
@@ -71,6 +75,7 @@ impl QueryError {
             QueryError::Convert(ConvertError::Shape { .. }) => 400,
             QueryError::Convert(_) => 502,
             QueryError::Frame(_) | QueryError::Internal(_) => 500,
+            QueryError::Shared(e) => e.status(),
         }
     }
 
@@ -78,6 +83,7 @@ impl QueryError {
     pub fn source(&self) -> ErrorSource {
         match self {
             QueryError::Frame(_) | QueryError::Internal(_) => ErrorSource::Plugin,
+            QueryError::Shared(e) => e.source(),
             _ => ErrorSource::Downstream,
         }
     }
@@ -135,6 +141,16 @@ mod tests {
                 ErrorSource::Downstream,
             ),
             (QueryError::Internal("x".into()), 500, ErrorSource::Plugin),
+            (
+                QueryError::Shared(std::sync::Arc::new(QueryError::Internal("x".into()))),
+                500,
+                ErrorSource::Plugin,
+            ),
+            (
+                QueryError::Shared(std::sync::Arc::new(QueryError::BadQuery("x".into()))),
+                400,
+                ErrorSource::Downstream,
+            ),
         ];
         for (e, status, source) in cases {
             assert_eq!(e.status(), status, "{e}");

@@ -272,19 +272,37 @@ pub struct CachePolicy {
     pub read: bool,
 }
 
-type Flight = futures_util::future::Shared<
-    futures_util::future::BoxFuture<'static, Result<Fetched, FetchError>>,
->;
+/// A shared in-flight computation: every waiter polls the same future and gets a clone of
+/// its output.
+pub type SharedFlight<T> =
+    futures_util::future::Shared<futures_util::future::BoxFuture<'static, T>>;
 
-/// Removes a coalescing entry when its waiter is done or dropped and no other waiter is left.
-struct FlightGuard<'a> {
-    map: &'a std::sync::Mutex<std::collections::HashMap<String, (u64, Flight)>>,
-    key: &'a str,
-    id: u64,
-    flight: Flight,
+/// In-flight computations by key, each with the id of the flight that created the entry.
+pub type FlightMap<T> = std::sync::Mutex<std::collections::HashMap<String, (u64, SharedFlight<T>)>>;
+
+/// Removes a coalescing entry when its waiter is done or dropped and no other waiter is left
+/// (so an abandoned computation is dropped, not run on for nobody).
+pub struct FlightGuard<'a, T: Clone> {
+    /// The map holding the entry.
+    pub map: &'a FlightMap<T>,
+    /// The entry's key.
+    pub key: &'a str,
+    /// Id of the flight this waiter joined (a newer flight under the same key is left alone).
+    pub id: u64,
+    /// This waiter's clone of the flight.
+    pub flight: SharedFlight<T>,
 }
 
-impl Drop for FlightGuard<'_> {
+impl<T: Clone> std::fmt::Debug for FlightGuard<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FlightGuard")
+            .field("key", &self.key)
+            .field("id", &self.id)
+            .finish()
+    }
+}
+
+impl<T: Clone> Drop for FlightGuard<'_, T> {
     fn drop(&mut self) {
         let Ok(mut map) = self.map.lock() else {
             return;
@@ -314,7 +332,7 @@ pub struct Fetcher {
     client: reqwest::Client,
     cache: Cache<String, Cached>,
     max_body: u64,
-    inflight: Arc<std::sync::Mutex<std::collections::HashMap<String, (u64, Flight)>>>,
+    inflight: Arc<FlightMap<Result<Fetched, FetchError>>>,
     next_flight: Arc<std::sync::atomic::AtomicU64>,
     redis: Option<Arc<crate::redis_tier::RedisTier>>,
 }

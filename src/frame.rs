@@ -232,6 +232,27 @@ impl Frame {
         self.fields.first().map_or(0, |f| f.values.len())
     }
 
+    /// A cheap estimate of the encoded size in bytes: 8 bytes per cell, plus the string
+    /// bytes of string and JSON columns (sampled from the first 64 cells). For deciding
+    /// whether encoding is worth moving off the async worker, not for accounting.
+    pub fn approx_bytes(&self) -> usize {
+        self.fields
+            .iter()
+            .map(|f| {
+                let n = f.values.len();
+                let strings = match &f.values {
+                    Column::String(v) | Column::Json(v) => {
+                        let sample = &v[..v.len().min(64)];
+                        let bytes: usize = sample.iter().flatten().map(String::len).sum();
+                        bytes.saturating_mul(n) / sample.len().max(1)
+                    }
+                    _ => 0,
+                };
+                n.saturating_mul(8).saturating_add(strings)
+            })
+            .sum()
+    }
+
     /// The FrameMeta JSON object (protocol.md §3.3), or `None` when there is nothing to say.
     pub fn meta_json(&self) -> Option<Value> {
         let mut m = Map::new();

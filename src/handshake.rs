@@ -1,5 +1,6 @@
 //! The go-plugin side of the process contract (protocol.md §1): magic cookie, listener
-//! choice and the `1|2|tcp|ADDR|grpc` handshake line.
+//! choice (a unix socket by default, TCP on request) and the `1|2|NETWORK|ADDR|grpc`
+//! handshake line.
 
 use std::path::PathBuf;
 
@@ -37,42 +38,97 @@ pub fn check_protocol_versions(value: Option<&str>) -> Result<(), String> {
     }
 }
 
+/// Environment variable that forces the transport: `tcp` (loopback TCP, what the Rust SDK
+/// does) or `unix` (the default on Unix-like systems).
+pub const NETWORK_ENV: &str = "RESTBRIDGE_GRPC_NETWORK";
+
+/// Which transport to listen on (protocol.md §1.4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenOn {
+    /// `127.0.0.1` with a port chosen by the OS.
+    Tcp,
+    /// A unix socket named `plugin<digits>` in this directory.
+    UnixIn(PathBuf),
+}
+
+impl ListenOn {
+    /// The transport a go-plugin host expects from this process, from the environment:
+    ///
+    /// * `PLUGIN_UNIX_SOCKET_DIR` set (container mode, protocol.md §1.1) → a unix socket there;
+    /// * else `RESTBRIDGE_GRPC_NETWORK=tcp` → TCP on 127.0.0.1;
+    /// * else, on Unix-like systems, a unix socket in the system temp directory (`TMPDIR`),
+    ///   as go-plugin's own Go server does (protocol.md §1.4); on Windows, TCP.
+    ///
+    /// Why a unix socket by default: the same QueryData costs the plugin less CPU (no
+    /// TCP/IP stack on loopback: measured in docs/benchmarks-load.md), and only processes
+    /// that may open the file can connect, where any local user can reach a TCP port.
+    pub fn from_env() -> ListenOn {
+        let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
+        if let Some(dir) = var("PLUGIN_UNIX_SOCKET_DIR") {
+            return ListenOn::UnixIn(PathBuf::from(dir));
+        }
+        match var(NETWORK_ENV).as_ref().and_then(|v| v.to_str()) {
+            Some("tcp") => ListenOn::Tcp,
+            _ if cfg!(unix) => ListenOn::UnixIn(std::env::temp_dir()),
+            _ => ListenOn::Tcp,
+        }
+    }
+}
+
 /// Where the gRPC server listens.
 #[derive(Debug)]
 pub enum Listener {
     /// `127.0.0.1:PORT`.
     Tcp(tokio::net::TcpListener),
-    /// A unix socket in `PLUGIN_UNIX_SOCKET_DIR` (container mode, protocol.md §1.1).
+    /// A unix socket (the default on Unix-like systems; container mode, protocol.md §1.1).
     #[cfg(unix)]
     Unix(tokio::net::UnixListener, PathBuf),
 }
 
+/// The unix socket this process created, removed again by [`remove_socket_file`].
+static SOCKET_PATH: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Removes the unix socket file this process listens on, if any (at shutdown, also when
+/// the process exits without returning from the server). Safe to call more than once.
+pub fn remove_socket_file() {
+    if let Some(p) = SOCKET_PATH.get() {
+        let _ = std::fs::remove_file(p);
+    }
+}
+
 impl Listener {
     /// Binds before the handshake is printed (protocol.md §8 item 28): a unix socket named
-    /// `plugin<digits>` in `socket_dir` when given, else TCP on 127.0.0.1 with an OS port.
+    /// `plugin<pid><nanos>` in the given directory, or TCP on 127.0.0.1 with an OS port.
     ///
     /// # Errors
     /// The I/O error of the bind.
-    pub async fn bind(socket_dir: Option<PathBuf>) -> std::io::Result<Listener> {
-        #[cfg(unix)]
-        if let Some(dir) = socket_dir {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.subsec_nanos())
-                .unwrap_or(0);
-            let path = dir.join(format!("plugin{}{nanos}", std::process::id()));
-            let l = tokio::net::UnixListener::bind(&path)?;
-            return Ok(Listener::Unix(l, path));
+    pub async fn bind(on: ListenOn) -> std::io::Result<Listener> {
+        match on {
+            ListenOn::Tcp => Ok(Listener::Tcp(
+                tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?,
+            )),
+            #[cfg(unix)]
+            ListenOn::UnixIn(dir) => {
+                let nanos = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.subsec_nanos())
+                    .unwrap_or(0);
+                let path = dir.join(format!("plugin{}{nanos}", std::process::id()));
+                let l = tokio::net::UnixListener::bind(&path)?;
+                let _ = SOCKET_PATH.set(path.clone());
+                Ok(Listener::Unix(l, path))
+            }
+            #[cfg(not(unix))]
+            ListenOn::UnixIn(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "unix sockets need a Unix-like system",
+            )),
         }
-        #[cfg(not(unix))]
-        let _ = socket_dir;
-        Ok(Listener::Tcp(
-            tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?,
-        ))
     }
 
-    /// The handshake line (without newline), e.g. `1|2|tcp|127.0.0.1:41234|grpc`
-    /// (protocol.md §1.3; the 6th field stays absent, §9 item 24).
+    /// The handshake line (without newline), e.g. `1|2|unix|/tmp/plugin123|grpc` or
+    /// `1|2|tcp|127.0.0.1:41234|grpc` (protocol.md §1.3; the 6th field stays absent, §9
+    /// item 24).
     ///
     /// # Errors
     /// The I/O error when the local address cannot be read.
@@ -115,11 +171,11 @@ mod tests {
 
     #[tokio::test]
     async fn binds_loopback_tcp_and_unix() {
-        let l = Listener::bind(None).await.unwrap();
+        let l = Listener::bind(ListenOn::Tcp).await.unwrap();
         let line = l.handshake_line().unwrap();
         assert!(line.starts_with("1|2|tcp|127.0.0.1:"), "{line}");
         let dir = std::env::temp_dir();
-        let l = Listener::bind(Some(dir.clone())).await.unwrap();
+        let l = Listener::bind(ListenOn::UnixIn(dir.clone())).await.unwrap();
         let line = l.handshake_line().unwrap();
         assert!(
             line.starts_with(&format!("1|2|unix|{}/plugin", dir.display())),

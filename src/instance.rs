@@ -52,6 +52,11 @@ pub struct Instance {
     /// Encoded answers (see [`crate::pipeline::run_encoded`]); `None` when switched off with
     /// `RESTBRIDGE_ANSWER_CACHE=off` (a benchmarking switch).
     pub answers: Option<moka::future::Cache<String, std::sync::Arc<Answer>>>,
+    /// Answers being computed (fetch + convert + encode), by answer key: identical
+    /// concurrent queries wait for one computation (`pipeline::run_encoded`).
+    pub answer_flights: crate::fetch::FlightMap<crate::pipeline::SharedAnswer>,
+    /// Id source of [`answer_flights`](Self::answer_flights) entries.
+    pub next_answer_flight: std::sync::atomic::AtomicU64,
     /// Datasource timeout.
     pub timeout: Duration,
     /// `host:port` an absolute rule URL (or a redirect) may reach: the base host + allowedHosts.
@@ -412,6 +417,8 @@ impl Instance {
             rules,
             fetcher,
             answers,
+            answer_flights: std::sync::Mutex::default(),
+            next_answer_flight: std::sync::atomic::AtomicU64::new(0),
             timeout,
             allowed_hosts,
             health_check: jd.health_check,
@@ -543,9 +550,22 @@ impl Instance {
         let url = self
             .build_url(rule, &real, false)
             .map_err(|e| err("request.url", &e))?;
-        let masked_url = self
-            .build_url(rule, &masked_ctx, true)
-            .map_err(|e| err("request.url", &e))?;
+        // The masked URL differs from the real one only where a secret goes into it; when
+        // none does (the common case), reuse the real URL instead of rendering and parsing
+        // it a second time (it is on the path of every answer-cache hit).
+        let url_has_secrets = self.query_key.is_some()
+            || rule.url.secrets().next().is_some()
+            || rule
+                .query
+                .iter()
+                .any(|(_, ts)| ts.iter().any(|t| t.secrets().next().is_some()));
+        let masked_url = if url_has_secrets {
+            self.build_url(rule, &masked_ctx, true)
+                .map_err(|e| err("request.url", &e))?
+                .to_string()
+        } else {
+            url.as_str().to_owned()
+        };
         let mut headers = self.fixed_headers.clone();
         for (name, t) in &rule.headers {
             let v = t
@@ -594,7 +614,7 @@ impl Instance {
                 headers,
                 body,
             },
-            masked_url.to_string(),
+            masked_url,
         ))
     }
 
@@ -830,6 +850,34 @@ mod tests {
             "http://127.0.0.1:9/api/items/a%20b%2Fc?k=***&q=a+b%2Fc"
         );
         assert_eq!(inst.mask(req.url.as_str()), masked);
+    }
+
+    #[test]
+    fn masked_url_is_the_real_url_when_no_secret_goes_into_it() {
+        // A secret in a header does not reach the URL: the masked URL is the real one.
+        let inst = Instance::compile(&settings(serde_json::json!({"rules": [{
+            "id": "r", "request": {"url": "/items/${name}", "query": {"q": "${name}"},
+                                   "headers": {"X-Key": "${__secure.token}"}},
+            "params": [{"name": "name", "default": "a b"}],
+            "response": {"fields": [{"name": "x", "path": "$.x"}]}
+        }]})))
+        .unwrap();
+        let rule = &inst.rules["r"];
+        let params = rule.resolve_params(&serde_json::Map::new()).unwrap();
+        let input = RenderInput {
+            params: &params,
+            from_ms: 0,
+            to_ms: 0,
+            interval_ms: 0,
+            max_data_points: 0,
+        };
+        let (req, masked) = inst.render(rule, &input).unwrap();
+        assert_eq!(masked, "http://127.0.0.1:9/api/items/a%20b?q=a+b");
+        assert_eq!(req.url.as_str(), masked);
+        assert!(req
+            .headers
+            .iter()
+            .any(|(k, v)| k == "X-Key" && v == "s3cr3t/&x"));
     }
 
     #[test]

@@ -16,6 +16,7 @@
 
 pub mod auth;
 pub mod cli;
+pub mod codec;
 pub mod convert;
 pub mod convert_fast;
 pub mod demo;

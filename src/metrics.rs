@@ -53,6 +53,14 @@ pub struct Metrics {
     pub cache_bytes: Gauge,
     /// Upstream requests in flight.
     pub inflight: Gauge,
+    /// Answers computed: fetched (or read from the body cache), converted and encoded. A
+    /// query answered from the answer cache, or by joining an identical query's
+    /// computation, computes none.
+    pub answers_computed: Counter,
+    /// Tokio tasks alive in the plugin's runtime (set at each [`encode`](Self::encode)).
+    pub runtime_tasks: Gauge,
+    /// Tokio async worker threads.
+    pub runtime_workers: Gauge,
     cache_bytes_total: AtomicU64,
 }
 
@@ -97,6 +105,24 @@ impl Metrics {
             "Upstream requests in flight",
             inflight.clone(),
         );
+        let answers_computed = Counter::default();
+        registry.register(
+            "answers_computed",
+            "Answers computed (fetch, convert, encode); cached and coalesced queries compute none",
+            answers_computed.clone(),
+        );
+        let runtime_tasks = Gauge::default();
+        registry.register(
+            "runtime_alive_tasks",
+            "Tokio tasks alive in the plugin's runtime",
+            runtime_tasks.clone(),
+        );
+        let runtime_workers = Gauge::default();
+        registry.register(
+            "runtime_workers",
+            "Tokio async worker threads",
+            runtime_workers.clone(),
+        );
         Metrics {
             registry,
             queries,
@@ -105,6 +131,9 @@ impl Metrics {
             cache_events,
             cache_bytes,
             inflight,
+            answers_computed,
+            runtime_tasks,
+            runtime_workers,
             cache_bytes_total: AtomicU64::new(0),
         }
     }
@@ -146,8 +175,15 @@ impl Metrics {
             .set(i64::try_from(bytes).unwrap_or(i64::MAX));
     }
 
-    /// The Prometheus text exposition of every metric.
+    /// The Prometheus text exposition of every metric. Reads the tokio runtime's task and
+    /// thread counts first when called inside a runtime (for soak runs: they must stay flat).
     pub fn encode(&self) -> String {
+        if let Ok(h) = tokio::runtime::Handle::try_current() {
+            let m = h.metrics();
+            let g = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+            self.runtime_tasks.set(g(m.num_alive_tasks()));
+            self.runtime_workers.set(g(m.num_workers()));
+        }
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.clear();

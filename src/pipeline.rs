@@ -80,6 +80,7 @@ impl RequestContext {
 }
 
 /// The query model fields RestBridge reads (config.md §3).
+#[derive(Clone, Debug)]
 struct QueryModel {
     rule: String,
     params: serde_json::Map<String, Value>,
@@ -155,49 +156,136 @@ pub async fn run_rule(
         .map(|(frames, _)| frames)
 }
 
+/// What identical concurrent queries share: the encoded frames, or the error.
+pub type SharedAnswer = Result<Vec<bytes::Bytes>, std::sync::Arc<QueryError>>;
+
 /// Runs a query and returns its frames encoded as Arrow IPC files (what QueryData sends),
 /// answering from the instance's answer cache when a fresh entry exists for the same rule,
 /// rendered request and refId: a hit costs a lookup and reference-count increments.
 ///
+/// On a miss, identical concurrent queries (same rule, rendered request, refId and cache
+/// reading) share one computation — one upstream call, one conversion, one encoding — and
+/// all get its frames or its error ([`QueryError::Shared`]). A waiter gives up at its own
+/// Grafana deadline (504) without cancelling the computation for the others; when every
+/// waiter is gone, the computation (and its upstream request) is dropped.
+///
 /// # Errors
-/// As [`run`]; frame encoding failures are [`QueryError::Frame`].
+/// As [`run`]; frame encoding failures are [`QueryError::Frame`]; a settings error of
+/// `compiled` is [`QueryError::Settings`].
 pub async fn run_encoded(
-    instance: &Instance,
+    compiled: &crate::instance::CompiledInstance,
     query: &DataQuery,
     ctx: RequestContext,
 ) -> Result<Vec<bytes::Bytes>, QueryError> {
+    let instance = match compiled.as_ref() {
+        Ok(i) => i,
+        Err(e) => return Err(QueryError::Settings(e.to_string())),
+    };
     let model = parse_model(&query.json)?;
     test_hook_panic(&model.rule);
     let prepared = prepare(instance, &model.rule, &model.params, query, &ctx)?;
+    let mut key = prepared.request.cache_key();
+    key.push('\0');
+    key.push_str(&prepared.rule.id);
+    key.push('\0');
+    key.push_str(&query.ref_id);
     let use_answers = instance.answers.is_some() && !prepared.policy.ttl.is_zero();
-    let key = use_answers.then(|| {
-        let mut k = prepared.request.cache_key();
-        k.push('\0');
-        k.push_str(&prepared.rule.id);
-        k.push('\0');
-        k.push_str(&query.ref_id);
-        k
-    });
-    if let (Some(answers), Some(key), true) = (&instance.answers, &key, prepared.policy.read) {
-        if let Some(hit) = answers.get(key).await {
+    if let (Some(answers), true, true) = (&instance.answers, use_answers, prepared.policy.read) {
+        if let Some(hit) = answers.get(&key).await {
             if std::time::Instant::now() < hit.fresh_until {
                 crate::metrics::global().cache_event("hit");
                 return Ok(hit.frames.clone());
             }
         }
     }
+    let masked_url = prepared.masked_url.clone();
+    // Fresh-wanting queries (alerts) never join a computation that may read the cache.
+    let flight_key = format!("{key}\0{}", u8::from(prepared.policy.read));
+    drop(prepared);
+    let (id, flight) = {
+        let mut map = instance
+            .answer_flights
+            .lock()
+            .map_err(|_| QueryError::Internal("answer coalescing lock poisoned".into()))?;
+        match map.get(&flight_key) {
+            Some((id, f)) => {
+                crate::metrics::global().cache_event("coalesced");
+                (*id, f.clone())
+            }
+            None => {
+                use futures_util::FutureExt;
+                let compiled = compiled.clone();
+                let query = query.clone();
+                let ctx = ctx.clone();
+                let fut = async move {
+                    compute_answer(&compiled, &model, &query, &ctx, key, use_answers)
+                        .await
+                        .map_err(std::sync::Arc::new)
+                }
+                .boxed()
+                .shared();
+                let id = instance
+                    .next_answer_flight
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                map.insert(flight_key.clone(), (id, fut.clone()));
+                (id, fut)
+            }
+        }
+    };
+    let guard = crate::fetch::FlightGuard {
+        map: &instance.answer_flights,
+        key: &flight_key,
+        id,
+        flight: flight.clone(),
+    };
+    // The computation runs under the first query's timeouts; a waiter with a Grafana
+    // deadline stops at its own (its 504), leaving the computation to the others.
+    let result = match ctx.deadline {
+        None => flight.await.map_err(QueryError::Shared),
+        Some(limit) => match tokio::time::timeout(limit, flight).await {
+            Ok(r) => r.map_err(QueryError::Shared),
+            Err(_) => Err(QueryError::Fetch(crate::fetch::FetchError::Timeout {
+                url: masked_url,
+                seconds: limit.as_secs_f64(),
+            })),
+        },
+    };
+    drop(guard);
+    result
+}
+
+/// The miss path of [`run_encoded`]: prepare again (inside the shared computation, which
+/// owns its inputs), fetch, convert, encode and store in the answer cache.
+async fn compute_answer(
+    compiled: &crate::instance::CompiledInstance,
+    model: &QueryModel,
+    query: &DataQuery,
+    ctx: &RequestContext,
+    key: String,
+    use_answers: bool,
+) -> Result<Vec<bytes::Bytes>, QueryError> {
+    let instance = match compiled.as_ref() {
+        Ok(i) => i,
+        Err(e) => return Err(QueryError::Settings(e.to_string())),
+    };
+    let prepared = prepare(instance, &model.rule, &model.params, query, ctx)?;
+    crate::metrics::global().answers_computed.inc();
     let (frames, fresh_until) = fetch_and_convert(instance, prepared).await?;
-    let encoded = frames
-        .iter()
-        .map(|f| {
-            f.encode(&query.ref_id).map(|mut v| {
-                // The answer cache weighs `len`: do not keep spare capacity alive with it.
-                v.shrink_to_fit();
-                bytes::Bytes::from(v)
+    let size: usize = frames.iter().map(Frame::approx_bytes).sum();
+    let encoded = cpu_heavy(size, || {
+        frames
+            .iter()
+            .map(|f| {
+                f.encode(&query.ref_id).map(|mut v| {
+                    // The answer cache weighs `len`: do not keep spare capacity alive with it.
+                    v.shrink_to_fit();
+                    bytes::Bytes::from(v)
+                })
             })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    if let (Some(answers), Some(key), Some(until)) = (&instance.answers, key, fresh_until) {
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await?;
+    if let (Some(answers), true, Some(until)) = (&instance.answers, use_answers, fresh_until) {
         let answer = crate::instance::Answer {
             frames: encoded.clone(),
             fresh_until: until,
@@ -348,31 +436,43 @@ async fn fetch_and_convert(
         // (convert_fast.rs), else the DOM path. Same frames and errors either way.
         let fetched = fetch.one(&p.request, &p.masked_url).await?;
         let notices = std::mem::take(&mut fetch.notices);
-        match crate::convert_fast::FastPlan::new(rule) {
-            Some(plan) => plan
-                .convert(&fetched.body, Some(p.masked_url), notices)
-                .map_err(|e| match e {
-                    crate::convert_fast::FastError::NotJson(e) => fetch.not_json(&e, &fetched.body),
-                    crate::convert_fast::FastError::Convert(e) => QueryError::Convert(e),
-                })?,
-            None => {
-                let doc = fetch.parse(&fetched.body)?;
-                let frames =
-                    crate::convert::convert_pages(rule, &[&doc], Some(p.masked_url), notices)?;
-                drop_large(doc, fetched.body.len());
-                frames
-            }
-        }
+        let fetch = &fetch;
+        cpu_heavy(
+            fetched.body.len(),
+            move || match crate::convert_fast::FastPlan::new(rule) {
+                Some(plan) => plan
+                    .convert(&fetched.body, Some(p.masked_url), notices)
+                    .map_err(|e| match e {
+                        crate::convert_fast::FastError::NotJson(e) => {
+                            fetch.not_json(&e, &fetched.body)
+                        }
+                        crate::convert_fast::FastError::Convert(e) => QueryError::Convert(e),
+                    }),
+                None => {
+                    let doc = fetch.parse(&fetched.body)?;
+                    let frames =
+                        crate::convert::convert_pages(rule, &[&doc], Some(p.masked_url), notices)?;
+                    drop_large(doc, fetched.body.len());
+                    Ok(frames)
+                }
+            },
+        )
+        .await?
     } else {
         let (docs, mut notices) = fetch.pages(p.request, &p.masked_url).await?;
         notices.splice(0..0, fetch.notices.drain(..));
-        let refs: Vec<&Value> = docs.iter().collect();
-        let frames = crate::convert::convert_pages(rule, &refs, Some(p.masked_url), notices)?;
-        let total: usize = docs.len();
-        for doc in docs {
-            drop_large(doc, total);
-        }
-        frames
+        // Pages were parsed as they arrived; size the conversion by the number of pages.
+        let hint = docs.len().saturating_mul(CPU_INLINE_BYTES);
+        cpu_heavy(hint, move || {
+            let refs: Vec<&Value> = docs.iter().collect();
+            let frames = crate::convert::convert_pages(rule, &refs, Some(p.masked_url), notices)?;
+            let total: usize = docs.len();
+            for doc in docs {
+                drop_large(doc, total);
+            }
+            Ok::<_, QueryError>(frames)
+        })
+        .await?
     };
     let fresh_until = if fetch.uncacheable {
         None
@@ -677,6 +777,37 @@ fn set_param(
 fn not_json_message(e: &serde_json::Error, body: &[u8]) -> String {
     let start: String = String::from_utf8_lossy(&body[..body.len().min(64)]).into_owned();
     format!("{e} (body starts with {start:?})")
+}
+
+/// Work below this size (response bytes) runs inline on the async worker: handing it to
+/// another thread would cost more than it saves.
+pub const CPU_INLINE_BYTES: usize = 16 * 1024;
+
+/// Bounds the conversions running at once to the number of CPUs, so that a burst of large
+/// responses queues instead of starting hundreds of threads (and DOMs) at once.
+static CPU_SLOTS: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
+    tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+});
+
+/// Runs CPU-bound work (JSON → frames, Arrow encoding) of about `size` bytes of input.
+///
+/// Small work runs inline. Larger work waits for one of [`CPU_SLOTS`] (one per CPU), then
+/// runs in `tokio::task::block_in_place`: the async worker's other tasks (gRPC I/O, cache
+/// hits, upstream reads) move to another thread meanwhile, so a 50 MB conversion never
+/// stalls them. A panic inside `f` unwinds into the calling query task as before (that
+/// refId's 500). Outside a multi-thread runtime, `f` runs inline.
+pub async fn cpu_heavy<R>(size: usize, f: impl FnOnce() -> R) -> R {
+    if size < CPU_INLINE_BYTES {
+        return f();
+    }
+    let _slot = CPU_SLOTS.acquire().await.ok();
+    let multi = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if multi {
+        tokio::task::block_in_place(f)
+    } else {
+        f()
+    }
 }
 
 /// Drops a large DOM off the async workers (freeing ~1e6 small maps takes hundreds of ms,

@@ -22,10 +22,11 @@ pub fn main() -> ExitCode {
         tracing::error!(error = %e, "Incompatible plugin host.");
         return ExitCode::FAILURE;
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
+        builder.worker_threads(io_worker_threads());
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(error = %e, "Cannot start the async runtime.");
@@ -44,12 +45,18 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Async worker threads when `TOKIO_WORKER_THREADS` is not set: half the CPUs, at least
+/// one. The workers do I/O, rendering and cache hits, which are short; conversions and Arrow
+/// encoding of large answers leave them (`pipeline::cpu_heavy`). Fewer workers spend less
+/// CPU per QueryData on handing tasks between threads (measured in
+/// docs/benchmarks-load.md: 1 worker vs 2 on 2 CPUs).
+pub fn io_worker_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
+}
+
 async fn run() -> Result<(), String> {
     crate::fetch::init_tls();
-    let socket_dir = std::env::var_os("PLUGIN_UNIX_SOCKET_DIR")
-        .filter(|d| !d.is_empty())
-        .map(std::path::PathBuf::from);
-    let listener = Listener::bind(socket_dir)
+    let listener = Listener::bind(crate::handshake::ListenOn::from_env())
         .await
         .map_err(|e| format!("cannot bind the gRPC listener: {e}"))?;
     let line = listener
@@ -70,6 +77,7 @@ async fn run() -> Result<(), String> {
         if exit_rx.wait_for(|v| *v).await.is_ok() {
             tokio::time::sleep(SHUTDOWN_GRACE).await;
             tracing::warn!("Requests still running at shutdown; exiting now.");
+            crate::handshake::remove_socket_file();
             std::process::exit(0);
         }
     });

@@ -60,14 +60,30 @@ pub fn settings_from_pb(ctx: Option<&pluginv2::PluginContext>) -> Option<DataSou
     })
 }
 
-fn query_from_pb(q: &pluginv2::DataQuery) -> DataQuery {
+/// [`settings_from_pb`] taking the context by value: jsonData and the decrypted secrets
+/// move instead of being copied (QueryData's hot path).
+pub fn settings_from_pb_owned(ctx: Option<pluginv2::PluginContext>) -> Option<DataSourceSettings> {
+    let s = ctx?.data_source_instance_settings?;
+    Some(DataSourceSettings {
+        uid: s.uid,
+        name: s.name,
+        url: s.url,
+        basic_auth_enabled: s.basic_auth_enabled,
+        basic_auth_user: s.basic_auth_user,
+        json_data: s.json_data,
+        secure_json_data: s.decrypted_secure_json_data.into_iter().collect(),
+        last_updated_ms: s.last_updated_ms,
+    })
+}
+
+fn query_from_pb(q: pluginv2::DataQuery) -> DataQuery {
     let (from_ms, to_ms) = q
         .time_range
         .as_ref()
         .map_or((0, 0), |t| (t.from_epoch_ms, t.to_epoch_ms));
     DataQuery {
-        ref_id: q.ref_id.clone(),
-        json: q.json.clone(),
+        ref_id: q.ref_id,
+        json: q.json,
         from_ms,
         to_ms,
         interval_ms: q.interval_ms,
@@ -113,8 +129,8 @@ async fn answer(
         let settings = settings.ok_or_else(|| {
             QueryError::BadQuery("the request carries no datasource settings".into())
         })?;
-        let instance = instances.get(&settings);
-        let instance = match instance.as_ref() {
+        let compiled = instances.get(&settings);
+        let instance = match compiled.as_ref() {
             Ok(i) => i,
             Err(e) => return Err(QueryError::Settings(e.to_string())),
         };
@@ -126,7 +142,7 @@ async fn answer(
                 }
             }
         }
-        crate::pipeline::run_encoded(instance, &query, ctx).await
+        crate::pipeline::run_encoded(&compiled, &query, ctx).await
     }
     .await;
     crate::metrics::global().query(
@@ -158,12 +174,12 @@ impl pluginv2::data_server::Data for Plugin {
             let margin = (d / 10).max(std::time::Duration::from_millis(100));
             d.saturating_sub(margin)
         });
-        let req = request.into_inner();
+        let mut req = request.into_inner();
         let ctx = RequestContext::with_headers(deadline, &req.headers);
-        let settings = settings_from_pb(req.plugin_context.as_ref()).map(Arc::new);
+        let settings = settings_from_pb_owned(req.plugin_context.take()).map(Arc::new);
         let limit = Arc::new(Semaphore::new(QUERY_CONCURRENCY));
         let mut tasks = Vec::with_capacity(req.queries.len());
-        for q in &req.queries {
+        for q in req.queries {
             let query = query_from_pb(q);
             let ref_id = query.ref_id.clone();
             let instances = self.instances.clone();

@@ -201,7 +201,8 @@ check "$HOST_BIN needs glibc <= $MAX_GLIBC (runs in Grafana's -ubuntu images)" g
 
 # --- the archived binary completes the go-plugin handshake -------------------------------------
 handshake_check() {
-  local bin=$PLUGIN_DIR/$HOST_BIN out=$WORK/handshake.out line= i port
+  local bin=$PLUGIN_DIR/$HOST_BIN out=$WORK/handshake.out line= i addr
+  local re='^1\|2\|(tcp|unix)\|([^|]+)\|grpc$'
   : >"$out"
   env grafana_plugin_type=datasource PLUGIN_PROTOCOL_VERSIONS=2 PLUGIN_MIN_PORT=10000 \
     PLUGIN_MAX_PORT=25000 "$bin" >"$out" 2>"$WORK/handshake.err" &
@@ -209,22 +210,29 @@ handshake_check() {
   echo "$PLUGIN_PID" >"$WORK/plugin.pid"   # check runs this in a subshell
   for ((i = 0; i < HANDSHAKE_TIMEOUT * 10; i++)); do
     line=$(head -n 1 "$out" 2>/dev/null)
-    [[ $line =~ ^1\|2\|tcp\|127\.0\.0\.1:([0-9]+)\|grpc$ ]] && break
+    [[ $line =~ $re ]] && break
     kill -0 "$PLUGIN_PID" 2>/dev/null || break
     sleep 0.1
   done
-  if [[ ! $line =~ ^1\|2\|tcp\|127\.0\.0\.1:([0-9]+)\|grpc$ ]]; then
+  if [[ ! $line =~ $re ]]; then
     echo "first stdout line: '$line' (stderr: $(tail -c 300 "$WORK/handshake.err"))"
     return 1
   fi
-  port=${BASH_REMATCH[1]}
+  addr=${BASH_REMATCH[2]}
   echo "handshake: $line"
-  if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-    echo "nothing listens on 127.0.0.1:$port"
+  if [ "${BASH_REMATCH[1]}" = unix ]; then
+    # The default on Linux, as go-plugin's Go servers: a socket file that exists.
+    if [ ! -S "$addr" ]; then
+      echo "no unix socket at $addr"
+      return 1
+    fi
+  elif [[ ! $addr =~ ^127\.0\.0\.1:([0-9]+)$ ]] ||
+    ! (exec 3<>"/dev/tcp/127.0.0.1/${BASH_REMATCH[1]}") 2>/dev/null; then
+    echo "nothing listens on $addr"
     return 1
   fi
 }
-check "archived $HOST_BIN prints 1|2|tcp|127.0.0.1:PORT|grpc within ${HANDSHAKE_TIMEOUT}s and listens" handshake_check
+check "archived $HOST_BIN prints 1|2|unix|PATH|grpc (or tcp) within ${HANDSHAKE_TIMEOUT}s and listens" handshake_check
 PLUGIN_PID=$(cat "$WORK/plugin.pid" 2>/dev/null)
 if [ -n "$PLUGIN_PID" ]; then
   pid=$PLUGIN_PID

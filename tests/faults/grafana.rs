@@ -520,12 +520,17 @@ async fn query_with_grpc_timeout(
     frame.extend_from_slice(&u32::try_from(msg.len()).unwrap().to_be_bytes());
     frame.extend_from_slice(&msg);
     restbridge::fetch::init_tls();
-    let client = reqwest::Client::builder()
-        .http2_prior_knowledge()
-        .build()
-        .unwrap();
+    // go-plugin dials what the handshake names: a unix socket path or 127.0.0.1:PORT.
+    let (builder, authority) = match parts[2] {
+        "unix" => (
+            reqwest::Client::builder().unix_socket(parts[3]),
+            "plugin.invalid",
+        ),
+        _ => (reqwest::Client::builder(), parts[3]),
+    };
+    let client = builder.http2_prior_knowledge().build().unwrap();
     let resp = client
-        .post(format!("http://{}/pluginv2.Data/QueryData", parts[3]))
+        .post(format!("http://{authority}/pluginv2.Data/QueryData"))
         .header("content-type", "application/grpc")
         .header("te", "trailers")
         .header("grpc-timeout", grpc_timeout)

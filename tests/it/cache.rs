@@ -190,6 +190,14 @@ async fn collect_metrics_reports_queries_upstream_and_cache() {
         assert!(text.contains(&needle), "{needle} missing in\n{text}");
     }
     assert!(text.contains("restbridge_cache_bytes "), "{text}");
+    // Runtime gauges are read at scrape time: at least this CollectMetrics call's own task.
+    let gauge = |name: &str| -> i64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing in\n{text}"))
+    };
+    assert!(gauge("restbridge_runtime_alive_tasks ") >= 1, "{text}");
+    assert!(gauge("restbridge_runtime_workers ") >= 1, "{text}");
     assert!(
         !text.contains("no_such_rule_abc"),
         "free text never becomes a label"
@@ -197,5 +205,135 @@ async fn collect_metrics_reports_queries_upstream_and_cache() {
     assert!(
         !text.contains("m-secret-9f3e") && !text.contains("/v"),
         "no secrets or URLs in metrics"
+    );
+}
+
+/// Reads one counter/gauge value from CollectMetrics (0 when absent).
+async fn metric(p: &PluginProcess, name: &str) -> f64 {
+    let m = restbridge::pb::pluginv2::diagnostics_client::DiagnosticsClient::new(p.channel.clone())
+        .collect_metrics(pluginv2::CollectMetricsRequest {
+            plugin_context: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let text = String::from_utf8(m.metrics.unwrap().prometheus).unwrap();
+    text.lines()
+        .filter_map(|l| l.strip_prefix(name))
+        .filter_map(|v| v.trim().parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identical_concurrent_queries_share_one_conversion_and_its_error() {
+    let up = Stub::start(vec![
+        (
+            "/slow",
+            Route::json(r#"{"rows":[{"v":1},{"v":2},{"v":3}]}"#).delay(Duration::from_millis(400)),
+        ),
+        (
+            "/broken",
+            Route::json("<html>down</html>")
+                .status(500)
+                .delay(Duration::from_millis(400)),
+        ),
+    ])
+    .await;
+    let p = PluginProcess::spawn(&[]).await;
+    // ttlSeconds 0: nothing is cached, so every answer not shared is computed anew.
+    let jd = json!({"rules": [
+        {"id": "slow", "request": {"url": "/slow"}, "cache": {"ttlSeconds": 0},
+         "response": {"rows": "$.rows[*]", "fields": [{"name": "v", "path": "$.v", "type": "number"}]}},
+        {"id": "broken", "request": {"url": "/broken"}, "cache": {"ttlSeconds": 0},
+         "response": {"fields": [{"name": "v", "path": "$.v", "type": "number"}]}}
+    ]});
+    let ctx = context("share", &up.url(), &jd, &[], 1);
+    let computed = "restbridge_answers_computed_total ";
+    let coalesced = "restbridge_cache_events_total{event=\"coalesced\"} ";
+
+    // 8 separate QueryData calls for the same rule, request and refId, at the same time.
+    let calls = (0..8).map(|_| {
+        let mut d = p.data();
+        let ctx = ctx.clone();
+        async move {
+            d.query_data(pluginv2::QueryDataRequest {
+                plugin_context: Some(ctx),
+                queries: vec![query("A", "slow", json!({}), 0, 1)],
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .responses
+            .remove("A")
+            .unwrap()
+        }
+    });
+    let answers = futures_util::future::join_all(calls).await;
+    for a in &answers {
+        assert_eq!(a.status, 200, "{}", a.error);
+        assert_eq!(
+            a.frames, answers[0].frames,
+            "every waiter gets the same frames"
+        );
+        assert_eq!(decode(&a.frames[0]).field("v").values.len(), 3);
+    }
+    assert_eq!(hits(&up, "/slow"), 1, "one upstream call");
+    assert_eq!(
+        metric(&p, computed).await,
+        1.0,
+        "one conversion for 8 queries"
+    );
+    assert_eq!(metric(&p, coalesced).await, 7.0);
+
+    // Different refIds are different answers (each its own frame refId): 8 conversions,
+    // still one upstream call (the fetch layer coalesces).
+    let qs = (0..8)
+        .map(|i| query(&format!("Q{i}"), "slow", json!({}), 0, 1))
+        .collect();
+    let r = p
+        .data()
+        .query_data(pluginv2::QueryDataRequest {
+            plugin_context: Some(ctx.clone()),
+            queries: qs,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(r.responses.values().all(|a| a.status == 200));
+    assert_eq!(hits(&up, "/slow"), 2);
+    assert_eq!(metric(&p, computed).await, 9.0);
+
+    // A failure is shared too: every waiter gets the same status, source and message.
+    let calls = (0..4).map(|_| {
+        let mut d = p.data();
+        let ctx = ctx.clone();
+        async move {
+            d.query_data(pluginv2::QueryDataRequest {
+                plugin_context: Some(ctx),
+                queries: vec![query("A", "broken", json!({}), 0, 1)],
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .responses
+            .remove("A")
+            .unwrap()
+        }
+    });
+    let answers = futures_util::future::join_all(calls).await;
+    for a in &answers {
+        assert_eq!(a.status, answers[0].status);
+        assert!(a.status >= 500, "{}: {}", a.status, a.error);
+        assert_eq!(a.error, answers[0].error);
+        assert_eq!(a.error_source, "downstream");
+        assert!(a.error.contains("500"), "{}", a.error);
+    }
+    assert_eq!(
+        metric(&p, computed).await,
+        10.0,
+        "one computation for 4 failing queries"
     );
 }

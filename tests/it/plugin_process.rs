@@ -75,12 +75,12 @@ fn check_hclog_lines(lines: &[String]) {
 async fn serves_grafana_like_a_go_plugin() {
     let upstream = stub().await;
     let mut p = PluginProcess::spawn(&[]).await;
-    assert!(
-        p.handshake.starts_with("1|2|tcp|127.0.0.1:"),
-        "{}",
-        p.handshake
-    );
+    // Like a Go plugin on Linux: a unix socket `plugin<digits>` in the temp directory.
+    let sock_prefix = format!("1|2|unix|{}/plugin", std::env::temp_dir().display());
+    assert!(p.handshake.starts_with(&sock_prefix), "{}", p.handshake);
     assert!(p.handshake.ends_with("|grpc"), "{}", p.handshake);
+    let sock = std::path::PathBuf::from(p.handshake.trim().split('|').nth(3).unwrap());
+    assert!(sock.exists(), "{sock:?} exists while serving");
 
     // grpc.health.v1 with service "plugin" (go-plugin's contract).
     let mut health = tonic_health::pb::health_client::HealthClient::new(p.channel.clone());
@@ -219,6 +219,7 @@ async fn serves_grafana_like_a_go_plugin() {
         .expect("exit after Shutdown");
     assert!(status.success(), "{status:?}");
     assert!(took < Duration::from_secs(1), "exit took {took:?}");
+    assert!(!sock.exists(), "{sock:?} removed at exit");
     std::thread::sleep(Duration::from_millis(100));
     assert!(
         p.stdout_rest.lock().unwrap().is_empty(),
@@ -247,11 +248,14 @@ async fn ignores_sigint_and_exits_on_sigterm() {
         .unwrap()
         .into_inner();
     assert!(r.message.contains("no rules"), "{}", r.message);
+    let sock = std::path::PathBuf::from(p.handshake.trim().split('|').nth(3).unwrap());
+    assert!(sock.exists(), "{sock:?}");
     unsafe { libc::kill(pid, libc::SIGTERM) };
     let (status, _) = p
         .wait_exit(Duration::from_secs(2))
         .expect("exit on SIGTERM");
     assert!(status.success(), "{status:?}");
+    assert!(!sock.exists(), "{sock:?} removed at exit");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -283,6 +287,37 @@ async fn listens_on_a_unix_socket_in_container_mode() {
     );
     drop(p);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listens_on_loopback_tcp_when_asked() {
+    let upstream = stub().await;
+    let mut p = PluginProcess::spawn(&[("RESTBRIDGE_GRPC_NETWORK", "tcp")]).await;
+    assert!(
+        p.handshake.starts_with("1|2|tcp|127.0.0.1:"),
+        "{}",
+        p.handshake
+    );
+    let resp = p
+        .data()
+        .query_data(pluginv2::QueryDataRequest {
+            plugin_context: Some(context("ds1", &upstream.url(), &rules_json(), &[], 1)),
+            queries: vec![query("A", "table", json!({}), T0, T0)],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        resp.responses["A"].status, 200,
+        "{}",
+        resp.responses["A"].error
+    );
+    unsafe { libc::kill(p.child.id() as i32, libc::SIGTERM) };
+    let (status, _) = p
+        .wait_exit(Duration::from_secs(2))
+        .expect("exit on SIGTERM");
+    assert!(status.success(), "{status:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -55,6 +55,8 @@ impl PluginProcess {
         let exe = env!("CARGO_BIN_EXE_gpx_restbridge");
         let mut cmd = Command::new(exe);
         cmd.current_dir(std::env::temp_dir())
+            .env_remove("PLUGIN_UNIX_SOCKET_DIR")
+            .env_remove("RESTBRIDGE_GRPC_NETWORK")
             .env("grafana_plugin_type", "datasource")
             .env("PLUGIN_PROTOCOL_VERSIONS", "2")
             .env("PLUGIN_MIN_PORT", "10000")

@@ -1,0 +1,120 @@
+//! The gRPC message codec of every generated service (`build.rs` `codec_path`): protobuf via
+//! prost, like `tonic_prost::ProstCodec`, except that the encoder reserves the message's exact
+//! encoded size before writing it.
+//!
+//! Why: tonic's encode buffer starts at 8 KiB and prost writes into it piece by piece, so a
+//! `QueryDataResponse` carrying a 28 KB Arrow frame was copied through 8 → 16 → 32 → 64 KiB
+//! reallocations (and a 50 MB frame through a dozen), each touching fresh pages. One
+//! `reserve(encoded_len)` makes it a single allocation and a single copy of the frame bytes
+//! (docs/benchmarks-load.md, "Where a hit's CPU goes").
+
+use std::marker::PhantomData;
+
+use prost::Message;
+use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::Status;
+
+/// A [`Codec`] for `application/grpc+proto` with prost messages: encodes `T`, decodes `U`.
+#[derive(Debug)]
+pub struct GrpcCodec<T, U>(PhantomData<fn(T) -> U>);
+
+impl<T, U> GrpcCodec<T, U> {
+    /// A codec (stateless).
+    pub fn new() -> Self {
+        GrpcCodec(PhantomData)
+    }
+}
+
+impl<T, U> Default for GrpcCodec<T, U> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T, U> Clone for GrpcCodec<T, U> {
+    fn clone(&self) -> Self {
+        Self::new()
+    }
+}
+
+impl<T, U> Codec for GrpcCodec<T, U>
+where
+    T: Message + Send + 'static,
+    U: Message + Default + Send + 'static,
+{
+    type Encode = T;
+    type Decode = U;
+    type Encoder = ExactEncoder<T>;
+    type Decoder = PlainDecoder<U>;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        ExactEncoder(PhantomData)
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        PlainDecoder(PhantomData)
+    }
+}
+
+/// Encodes a prost message after reserving its exact encoded length (one allocation).
+#[derive(Debug)]
+pub struct ExactEncoder<T>(PhantomData<fn(T)>);
+
+impl<T: Message> Encoder for ExactEncoder<T> {
+    type Item = T;
+    type Error = Status;
+
+    fn encode(&mut self, item: T, buf: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        buf.reserve(item.encoded_len());
+        item.encode(buf)
+            .map_err(|e| Status::internal(format!("cannot encode the gRPC message: {e}")))
+    }
+
+    fn buffer_settings(&self) -> BufferSettings {
+        BufferSettings::default()
+    }
+}
+
+/// Decodes a prost message; a malformed message is gRPC `INTERNAL` (as in tonic-prost).
+#[derive(Debug)]
+pub struct PlainDecoder<U>(PhantomData<fn() -> U>);
+
+impl<U: Message + Default> Decoder for PlainDecoder<U> {
+    type Item = U;
+    type Error = Status;
+
+    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<U>, Status> {
+        U::decode(buf)
+            .map(Some)
+            .map_err(|e| Status::internal(e.to_string()))
+    }
+
+    fn buffer_settings(&self) -> BufferSettings {
+        BufferSettings::default()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::pb::pluginv2::{DataResponse, QueryDataResponse};
+
+    #[test]
+    fn encoded_len_matches_what_is_written() {
+        let mut resp = QueryDataResponse::default();
+        resp.responses.insert(
+            "A".into(),
+            DataResponse {
+                frames: vec![bytes::Bytes::from(vec![7u8; 30_000])],
+                status: 200,
+                ..Default::default()
+            },
+        );
+        let mut v = Vec::new();
+        resp.encode(&mut v).unwrap();
+        assert_eq!(v.len(), resp.encoded_len());
+        let back = QueryDataResponse::decode(v.as_slice()).unwrap();
+        assert_eq!(back, resp);
+    }
+}
