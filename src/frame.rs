@@ -328,7 +328,13 @@ impl Frame {
         let schema = Arc::new(Schema::new_with_metadata(arrow_fields, md));
         let options = RecordBatchOptions::new().with_row_count(Some(rows));
         let batch = RecordBatch::try_new_with_options(schema.clone(), arrays, &options)?;
-        let mut writer = arrow_ipc::writer::FileWriter::try_new(Vec::new(), &schema)?;
+        // Sized up front (cells + strings + schema and footer): one allocation instead of a
+        // doubling series of reallocations and copies.
+        let capacity = self
+            .approx_bytes()
+            .saturating_add(self.fields.len() * 256 + 4096);
+        let mut writer =
+            arrow_ipc::writer::FileWriter::try_new(Vec::with_capacity(capacity), &schema)?;
         writer.write(&batch)?;
         writer.finish()?;
         Ok(writer.into_inner()?)
