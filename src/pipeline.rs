@@ -794,7 +794,7 @@ static CPU_SLOTS: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyL
 
 /// Runs CPU-bound work (JSON → frames, Arrow encoding) of about `size` bytes of input.
 ///
-/// Small work runs inline. Larger work waits for one of [`CPU_SLOTS`] (one per CPU), then
+/// Small work runs inline. Larger work waits for one of the conversion slots (one per CPU), then
 /// runs in `tokio::task::block_in_place`: the async worker's other tasks (gRPC I/O, cache
 /// hits, upstream reads) move to another thread meanwhile, so a 50 MB conversion never
 /// stalls them. A panic inside `f` unwinds into the calling query task as before (that

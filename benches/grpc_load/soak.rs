@@ -282,7 +282,7 @@ pub(super) async fn run_soak(o: &Opts) -> Result<Summary, String> {
                 let req = request(&ctx, rule_id, &k);
                 let got = tokio::time::timeout(limit, c.query_data(req)).await;
                 n += 1;
-                let verdict = check(kind, got, kind == Kind::Good && n % 50 == 0);
+                let verdict = check(kind, got, kind == Kind::Good && n.is_multiple_of(50));
                 count.fetch_add(1, Ordering::Relaxed);
                 if let Some(i) = Kind::ALL.iter().position(|k| *k == kind) {
                     per_kind[i].fetch_add(1, Ordering::Relaxed);
