@@ -772,6 +772,23 @@ impl Instances {
         })
     }
 
+    /// [`get`](Self::get) for async callers: an already compiled version is returned at
+    /// once; a compile (milliseconds to seconds for thousands of rules) runs through
+    /// [`crate::pipeline::cpu_heavy`], off the async worker, so that it does not stall the
+    /// other queries and the gRPC connection meanwhile.
+    pub async fn get_async(&self, s: &DataSourceSettings) -> CompiledInstance {
+        if let Ok(map) = self.map.lock() {
+            if let Some((version, cell)) = map.get(&s.uid) {
+                if *version == s.last_updated_ms {
+                    if let Some(done) = cell.get() {
+                        return done.clone();
+                    }
+                }
+            }
+        }
+        crate::pipeline::cpu_heavy(usize::MAX, || self.get(s)).await
+    }
+
     /// The compiled instance for these settings (compiled at most once per version).
     /// A compile error is cached too, so every query of that version gets it at once.
     pub fn get(&self, s: &DataSourceSettings) -> CompiledInstance {

@@ -129,7 +129,7 @@ async fn answer(
         let settings = settings.ok_or_else(|| {
             QueryError::BadQuery("the request carries no datasource settings".into())
         })?;
-        let compiled = instances.get(&settings);
+        let compiled = instances.get_async(&settings).await;
         let instance = match compiled.as_ref() {
             Ok(i) => i,
             Err(e) => return Err(QueryError::Settings(e.to_string())),
@@ -256,7 +256,7 @@ pub async fn check_health(
             serde_json::json!({}),
         );
     };
-    let instance = instances.get(settings);
+    let instance = instances.get_async(settings).await;
     let instance = match instance.as_ref() {
         Ok(i) => i,
         Err(e) => {
