@@ -9,10 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use arrow_array::RecordBatchOptions;
-use arrow_array::{
-    ArrayRef, BinaryArray, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray,
-    TimestampNanosecondArray,
-};
+use arrow_array::{ArrayRef, BooleanArray, RecordBatch};
 use arrow_schema::{DataType, Field as ArrowField, Schema, TimeUnit};
 use serde_json::{Map, Value};
 
@@ -345,25 +342,53 @@ fn json_text<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "{}".to_owned())
 }
 
+/// One Arrow array per column, built in one pass from the cells (no intermediate copy of
+/// the column; string values sized up front).
 fn to_arrow(c: &Column) -> (DataType, ArrayRef) {
     match c {
         Column::Time(v) => (
             DataType::Timestamp(TimeUnit::Nanosecond, None),
-            Arc::new(TimestampNanosecondArray::from(v.clone())),
+            Arc::new(primitive::<arrow_array::types::TimestampNanosecondType>(v)),
         ),
-        Column::Number(v) => (DataType::Float64, Arc::new(Float64Array::from(v.clone()))),
-        Column::Int(v) => (DataType::Int64, Arc::new(Int64Array::from(v.clone()))),
-        Column::String(v) => (
-            DataType::Utf8,
-            Arc::new(StringArray::from_iter(v.iter().map(Option::as_deref))),
+        Column::Number(v) => (
+            DataType::Float64,
+            Arc::new(primitive::<arrow_array::types::Float64Type>(v)),
         ),
-        Column::Bool(v) => (DataType::Boolean, Arc::new(BooleanArray::from(v.clone()))),
-        Column::Json(v) => (
-            DataType::Binary,
-            Arc::new(BinaryArray::from_iter(
-                v.iter().map(|s| s.as_deref().map(str::as_bytes)),
-            )),
+        Column::Int(v) => (
+            DataType::Int64,
+            Arc::new(primitive::<arrow_array::types::Int64Type>(v)),
         ),
+        Column::String(v) => {
+            let bytes = v.iter().flatten().map(String::len).sum();
+            let mut b = arrow_array::builder::StringBuilder::with_capacity(v.len(), bytes);
+            for s in v {
+                b.append_option(s.as_deref());
+            }
+            (DataType::Utf8, Arc::new(b.finish()))
+        }
+        Column::Bool(v) => (
+            DataType::Boolean,
+            Arc::new(v.iter().copied().collect::<BooleanArray>()),
+        ),
+        Column::Json(v) => {
+            let bytes = v.iter().flatten().map(String::len).sum();
+            let mut b = arrow_array::builder::BinaryBuilder::with_capacity(v.len(), bytes);
+            for s in v {
+                b.append_option(s.as_deref().map(str::as_bytes));
+            }
+            (DataType::Binary, Arc::new(b.finish()))
+        }
+    }
+}
+
+/// A primitive array from optional cells: without a validity bitmap when no cell is null.
+fn primitive<T: arrow_array::ArrowPrimitiveType>(
+    v: &[Option<T::Native>],
+) -> arrow_array::PrimitiveArray<T> {
+    if v.iter().all(Option::is_some) {
+        arrow_array::PrimitiveArray::<T>::from_iter_values(v.iter().map(|x| x.unwrap_or_default()))
+    } else {
+        v.iter().copied().collect()
     }
 }
 
@@ -422,7 +447,7 @@ mod tests {
         let v = batches[0]
             .column(1)
             .as_any()
-            .downcast_ref::<Float64Array>()
+            .downcast_ref::<arrow_array::Float64Array>()
             .unwrap();
         assert_eq!(v.value(0), 1.5);
         assert!(v.is_null(1));
