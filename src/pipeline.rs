@@ -782,7 +782,7 @@ fn not_json_message(e: &serde_json::Error, body: &[u8]) -> String {
 /// Work below this size (response bytes) runs inline on the async worker: handing it to
 /// another thread would cost more than it saves. Measured (docs/benchmarks-load.md, cold
 /// path): `block_in_place` costs ~200 µs of CPU per call on 2 CPUs (a thread hand-off of
-/// the worker), more than converting and encoding a 62 KB response (~150 µs), so only
+/// the worker), about as much as converting and encoding a 62 KB response, so only
 /// responses of 1 MiB or more (several ms of conversion) leave the worker.
 pub const CPU_INLINE_BYTES: usize = 1024 * 1024;
 
