@@ -224,6 +224,17 @@ async fn metric(p: &PluginProcess, name: &str) -> f64 {
         .sum()
 }
 
+/// `n` separate QueryData calls at the same time, each one query (refId `A`) of `rule`.
+async fn at_once(
+    p: &PluginProcess,
+    ctx: &pluginv2::PluginContext,
+    rule: &str,
+    n: usize,
+) -> Vec<pluginv2::DataResponse> {
+    let calls = (0..n).map(|_| ask(p, ctx, rule, &[]));
+    futures_util::future::join_all(calls).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn identical_concurrent_queries_share_one_conversion_and_its_error() {
     let up = Stub::start(vec![
@@ -252,24 +263,7 @@ async fn identical_concurrent_queries_share_one_conversion_and_its_error() {
     let coalesced = "restbridge_cache_events_total{event=\"coalesced\"} ";
 
     // 8 separate QueryData calls for the same rule, request and refId, at the same time.
-    let calls = (0..8).map(|_| {
-        let mut d = p.data();
-        let ctx = ctx.clone();
-        async move {
-            d.query_data(pluginv2::QueryDataRequest {
-                plugin_context: Some(ctx),
-                queries: vec![query("A", "slow", json!({}), 0, 1)],
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .responses
-            .remove("A")
-            .unwrap()
-        }
-    });
-    let answers = futures_util::future::join_all(calls).await;
+    let answers = at_once(&p, &ctx, "slow", 8).await;
     for a in &answers {
         assert_eq!(a.status, 200, "{}", a.error);
         assert_eq!(
@@ -306,24 +300,7 @@ async fn identical_concurrent_queries_share_one_conversion_and_its_error() {
     assert_eq!(metric(&p, computed).await, 9.0);
 
     // A failure is shared too: every waiter gets the same status, source and message.
-    let calls = (0..4).map(|_| {
-        let mut d = p.data();
-        let ctx = ctx.clone();
-        async move {
-            d.query_data(pluginv2::QueryDataRequest {
-                plugin_context: Some(ctx),
-                queries: vec![query("A", "broken", json!({}), 0, 1)],
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .responses
-            .remove("A")
-            .unwrap()
-        }
-    });
-    let answers = futures_util::future::join_all(calls).await;
+    let answers = at_once(&p, &ctx, "broken", 4).await;
     for a in &answers {
         assert_eq!(a.status, answers[0].status);
         assert!(a.status >= 500, "{}: {}", a.status, a.error);
