@@ -81,12 +81,19 @@ impl RequestContext {
 
 /// The query model fields RestBridge reads (config.md §3).
 #[derive(Clone, Debug)]
-struct QueryModel {
-    rule: String,
-    params: serde_json::Map<String, Value>,
+pub struct QueryModel {
+    /// The rule id (trimmed).
+    pub rule: String,
+    /// The query's `params` object (may be empty).
+    pub params: serde_json::Map<String, Value>,
 }
 
-fn parse_model(json: &[u8]) -> Result<QueryModel, QueryError> {
+/// Parses a query's JSON model (`{"rule": ID, "params": {...}}` plus Grafana's own keys).
+///
+/// # Errors
+/// [`QueryError::BadQuery`] naming what is wrong: invalid JSON, not an object, no rule,
+/// `params` not an object.
+pub fn parse_model(json: &[u8]) -> Result<QueryModel, QueryError> {
     let v: Value = if json.trim_ascii().is_empty() {
         Value::Object(serde_json::Map::new())
     } else {
@@ -169,11 +176,14 @@ pub type SharedAnswer = Result<Vec<bytes::Bytes>, std::sync::Arc<QueryError>>;
 /// Grafana deadline (504) without cancelling the computation for the others; when every
 /// waiter is gone, the computation (and its upstream request) is dropped.
 ///
+/// `model` is `query.json` parsed by [`parse_model`] (the caller also needs the rule id).
+///
 /// # Errors
 /// As [`run`]; frame encoding failures are [`QueryError::Frame`]; a settings error of
 /// `compiled` is [`QueryError::Settings`].
 pub async fn run_encoded(
     compiled: &crate::instance::CompiledInstance,
+    model: QueryModel,
     query: &DataQuery,
     ctx: RequestContext,
 ) -> Result<Vec<bytes::Bytes>, QueryError> {
@@ -181,7 +191,6 @@ pub async fn run_encoded(
         Ok(i) => i,
         Err(e) => return Err(QueryError::Settings(e.to_string())),
     };
-    let model = parse_model(&query.json)?;
     test_hook_panic(&model.rule);
     let prepared = prepare(instance, &model.rule, &model.params, query, &ctx)?;
     let mut key = prepared.request.cache_key();

@@ -134,15 +134,12 @@ async fn answer(
             Ok(i) => i,
             Err(e) => return Err(QueryError::Settings(e.to_string())),
         };
+        let model = crate::pipeline::parse_model(&query.json)?;
         // Metric label: a configured rule id only (a query's free text would be unbounded).
-        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&query.json) {
-            if let Some(id) = v.get("rule").and_then(|r| r.as_str()) {
-                if instance.rules.contains_key(id) {
-                    id.clone_into(&mut rule_label);
-                }
-            }
+        if instance.rules.contains_key(&model.rule) {
+            model.rule.clone_into(&mut rule_label);
         }
-        crate::pipeline::run_encoded(&compiled, &query, ctx).await
+        crate::pipeline::run_encoded(&compiled, model, &query, ctx).await
     }
     .await;
     crate::metrics::global().query(
