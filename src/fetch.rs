@@ -614,8 +614,10 @@ impl Fetcher {
             )
             .await
             {
+                // reqwest's own timer (set to `remaining`) can win the race against ours:
+                // report the query's timeout either way, not what remained of it.
+                Ok(Err(FetchError::Timeout { .. })) | Err(_) => Err(timed_out()),
                 Ok(r) => r,
-                Err(_) => Err(timed_out()),
             };
             let err = match result {
                 Ok(f) => return Ok(f),

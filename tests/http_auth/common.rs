@@ -585,7 +585,7 @@ pub async fn query_with_grpc_deadline(
     ctx: &PluginContext,
     rule: &str,
     grpc_timeout: &str,
-) -> Result<DataResponse, String> {
+) -> Result<(DataResponse, Duration), String> {
     use prost::Message;
     let parts: Vec<&str> = p.handshake.trim().split('|').collect();
     let (from, to) = last_hour();
@@ -615,6 +615,8 @@ pub async fn query_with_grpc_deadline(
         _ => (reqwest::Client::builder(), parts[3]),
     };
     let client = builder.http2_prior_knowledge().build().unwrap();
+    // Timed from here: building the HTTP client (TLS set-up) is the test's, not the plugin's.
+    let started = Instant::now();
     let resp = client
         .post(format!("http://{authority}/pluginv2.Data/QueryData"))
         .header("content-type", "application/grpc")
@@ -638,11 +640,12 @@ pub async fn query_with_grpc_deadline(
         status("grpc-message")
     );
     let body = resp.bytes().await.unwrap();
+    let took = started.elapsed();
     if body.len() < 5 {
         return Err(failed);
     }
     let resp = pluginv2::QueryDataResponse::decode(&body[5..]).unwrap();
-    Ok(resp.responses.get("A").cloned().unwrap())
+    Ok((resp.responses.get("A").cloned().unwrap(), took))
 }
 
 /// The plugin's CollectMetrics text.
