@@ -56,9 +56,20 @@ pub fn io_worker_threads() -> usize {
 
 async fn run() -> Result<(), String> {
     crate::fetch::init_tls();
-    let listener = Listener::bind(crate::handshake::ListenOn::from_env())
-        .await
-        .map_err(|e| format!("cannot bind the gRPC listener: {e}"))?;
+    let on = crate::handshake::ListenOn::from_env();
+    let chosen_by_host = std::env::var_os("PLUGIN_UNIX_SOCKET_DIR").is_some_and(|d| !d.is_empty());
+    let listener = match Listener::bind(on.clone()).await {
+        Ok(l) => l,
+        // Our own default (a socket in the temp directory) can fail, e.g. when TMPDIR is too
+        // long for a socket path (108 bytes on Linux): loopback TCP serves Grafana as well.
+        Err(e) if on != crate::handshake::ListenOn::Tcp && !chosen_by_host => {
+            tracing::warn!(error = %e, "Cannot listen on a unix socket in the temp directory; using loopback TCP.");
+            Listener::bind(crate::handshake::ListenOn::Tcp)
+                .await
+                .map_err(|e| format!("cannot bind the gRPC listener: {e}"))?
+        }
+        Err(e) => return Err(format!("cannot bind the gRPC listener: {e}")),
+    };
     let line = listener
         .handshake_line()
         .map_err(|e| format!("cannot read the listener address: {e}"))?;

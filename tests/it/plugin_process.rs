@@ -321,6 +321,45 @@ async fn listens_on_loopback_tcp_when_asked() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn falls_back_to_tcp_when_the_temp_dir_is_too_long_for_a_socket() {
+    // Unix socket paths are limited to 108 bytes on Linux.
+    let long = std::env::temp_dir()
+        .join(format!("rb-{}-{}", std::process::id(), "d".repeat(60)))
+        .join("e".repeat(60));
+    std::fs::create_dir_all(&long).unwrap();
+    let upstream = stub().await;
+    let p = PluginProcess::spawn(&[("TMPDIR", long.to_str().unwrap())]).await;
+    assert!(
+        p.handshake.starts_with("1|2|tcp|127.0.0.1:"),
+        "{}",
+        p.handshake
+    );
+    let resp = p
+        .data()
+        .query_data(pluginv2::QueryDataRequest {
+            plugin_context: Some(context("ds1", &upstream.url(), &rules_json(), &[], 1)),
+            queries: vec![query("A", "table", json!({}), T0, T0)],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        resp.responses["A"].status, 200,
+        "{}",
+        resp.responses["A"].error
+    );
+    assert!(
+        p.stderr_lines()
+            .iter()
+            .any(|l| l.contains("using loopback TCP")),
+        "a warning says why"
+    );
+    drop(p);
+    let _ = std::fs::remove_dir_all(long.parent().unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refuses_a_host_without_protocol_2() {
     let exe = env!("CARGO_BIN_EXE_gpx_restbridge");
     let out = std::process::Command::new(exe)
