@@ -840,15 +840,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn render_joins_base_encodes_and_masks() {
-        let inst = Instance::compile(&settings(serde_json::json!({"rules": [{
-            "id": "r", "request": {"url": "/items/${name}", "query": {"q": "${name}", "k": "${__secure.token}"}},
-            "params": [{"name": "name", "default": "a b/c"}],
-            "response": {"fields": [{"name": "x", "path": "$.x"}]}
-        }]})))
-        .unwrap();
-        let rule = &inst.rules["r"];
+    /// Renders rule `id` with its default params and a zero time range.
+    fn render_defaults(inst: &Instance, id: &str) -> (HttpRequest, String) {
+        let rule = &inst.rules[id];
         let params = rule.resolve_params(&serde_json::Map::new()).unwrap();
         let input = RenderInput {
             params: &params,
@@ -857,7 +851,18 @@ mod tests {
             interval_ms: 0,
             max_data_points: 0,
         };
-        let (req, masked) = inst.render(rule, &input).unwrap();
+        inst.render(rule, &input).unwrap()
+    }
+
+    #[test]
+    fn render_joins_base_encodes_and_masks() {
+        let inst = Instance::compile(&settings(serde_json::json!({"rules": [{
+            "id": "r", "request": {"url": "/items/${name}", "query": {"q": "${name}", "k": "${__secure.token}"}},
+            "params": [{"name": "name", "default": "a b/c"}],
+            "response": {"fields": [{"name": "x", "path": "$.x"}]}
+        }]})))
+        .unwrap();
+        let (req, masked) = render_defaults(&inst, "r");
         assert_eq!(
             req.url.as_str(),
             "http://127.0.0.1:9/api/items/a%20b%2Fc?k=s3cr3t%2F%26x&q=a+b%2Fc"
@@ -879,16 +884,7 @@ mod tests {
             "response": {"fields": [{"name": "x", "path": "$.x"}]}
         }]})))
         .unwrap();
-        let rule = &inst.rules["r"];
-        let params = rule.resolve_params(&serde_json::Map::new()).unwrap();
-        let input = RenderInput {
-            params: &params,
-            from_ms: 0,
-            to_ms: 0,
-            interval_ms: 0,
-            max_data_points: 0,
-        };
-        let (req, masked) = inst.render(rule, &input).unwrap();
+        let (req, masked) = render_defaults(&inst, "r");
         assert_eq!(masked, "http://127.0.0.1:9/api/items/a%20b?q=a+b");
         assert_eq!(req.url.as_str(), masked);
         assert!(req

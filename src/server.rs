@@ -2,7 +2,7 @@
 //! `pluginv2.Diagnostics`, `grpc.health.v1` and go-plugin's `GRPCController`. This module is
 //! the wire ↔ domain edge: nothing past it sees protobuf types.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,29 +41,20 @@ impl Plugin {
     }
 }
 
-/// `DataSourceInstanceSettings` → domain settings (protocol.md §2.3).
+/// `DataSourceInstanceSettings` → domain settings (protocol.md §2.3). Copies the settings;
+/// QueryData, which owns its request, uses [`settings_from_pb_owned`].
 pub fn settings_from_pb(ctx: Option<&pluginv2::PluginContext>) -> Option<DataSourceSettings> {
-    let s = ctx?.data_source_instance_settings.as_ref()?;
-    Some(DataSourceSettings {
-        uid: s.uid.clone(),
-        name: s.name.clone(),
-        url: s.url.clone(),
-        basic_auth_enabled: s.basic_auth_enabled,
-        basic_auth_user: s.basic_auth_user.clone(),
-        json_data: s.json_data.clone(),
-        secure_json_data: s
-            .decrypted_secure_json_data
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect::<BTreeMap<_, _>>(),
-        last_updated_ms: s.last_updated_ms,
-    })
+    let s = ctx?.data_source_instance_settings.clone()?;
+    settings_from_instance(s)
 }
 
 /// [`settings_from_pb`] taking the context by value: jsonData and the decrypted secrets
 /// move instead of being copied (QueryData's hot path).
 pub fn settings_from_pb_owned(ctx: Option<pluginv2::PluginContext>) -> Option<DataSourceSettings> {
-    let s = ctx?.data_source_instance_settings?;
+    settings_from_instance(ctx?.data_source_instance_settings?)
+}
+
+fn settings_from_instance(s: pluginv2::DataSourceInstanceSettings) -> Option<DataSourceSettings> {
     Some(DataSourceSettings {
         uid: s.uid,
         name: s.name,

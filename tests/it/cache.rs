@@ -169,14 +169,7 @@ async fn collect_metrics_reports_queries_upstream_and_cache() {
         assert_eq!(ask(&p, &ctx, "fresh_alerts", &[]).await.status, 200);
     }
     assert_eq!(ask(&p, &ctx, "no_such_rule_abc", &[]).await.status, 400);
-    let m = restbridge::pb::pluginv2::diagnostics_client::DiagnosticsClient::new(p.channel.clone())
-        .collect_metrics(pluginv2::CollectMetricsRequest {
-            plugin_context: Some(ctx),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let text = String::from_utf8(m.metrics.unwrap().prometheus).unwrap();
+    let text = metrics_text(&p, Some(ctx)).await;
     let host = up.addr.to_string();
     for needle in [
         "restbridge_queries_total{rule=\"fresh_alerts\",status=\"200\"} 3".to_owned(),
@@ -208,17 +201,24 @@ async fn collect_metrics_reports_queries_upstream_and_cache() {
     );
 }
 
-/// Reads one counter/gauge value from CollectMetrics (0 when absent).
-async fn metric(p: &PluginProcess, name: &str) -> f64 {
-    let m = restbridge::pb::pluginv2::diagnostics_client::DiagnosticsClient::new(p.channel.clone())
+/// The CollectMetrics text (Prometheus exposition format).
+async fn metrics_text(p: &PluginProcess, ctx: Option<pluginv2::PluginContext>) -> String {
+    let m = p
+        .diagnostics()
         .collect_metrics(pluginv2::CollectMetricsRequest {
-            plugin_context: None,
+            plugin_context: ctx,
         })
         .await
         .unwrap()
         .into_inner();
-    let text = String::from_utf8(m.metrics.unwrap().prometheus).unwrap();
-    text.lines()
+    String::from_utf8(m.metrics.unwrap().prometheus).unwrap()
+}
+
+/// Reads one counter/gauge value from CollectMetrics (0 when absent).
+async fn metric(p: &PluginProcess, name: &str) -> f64 {
+    metrics_text(p, None)
+        .await
+        .lines()
         .filter_map(|l| l.strip_prefix(name))
         .filter_map(|v| v.trim().parse::<f64>().ok())
         .sum()

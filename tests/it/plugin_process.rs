@@ -258,18 +258,8 @@ async fn ignores_sigint_and_exits_on_sigterm() {
     assert!(!sock.exists(), "{sock:?} removed at exit");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn listens_on_a_unix_socket_in_container_mode() {
-    let dir = std::env::temp_dir().join(format!("rb-sock-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let upstream = stub().await;
-    let p = PluginProcess::spawn(&[("PLUGIN_UNIX_SOCKET_DIR", dir.to_str().unwrap())]).await;
-    assert!(
-        p.handshake
-            .starts_with(&format!("1|2|unix|{}/plugin", dir.display())),
-        "{}",
-        p.handshake
-    );
+/// One `table` query against `upstream` answers 200 (the process serves on its transport).
+async fn answers_a_table_query(p: &PluginProcess, upstream: &Stub) {
     let resp = p
         .data()
         .query_data(pluginv2::QueryDataRequest {
@@ -285,6 +275,21 @@ async fn listens_on_a_unix_socket_in_container_mode() {
         "{}",
         resp.responses["A"].error
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listens_on_a_unix_socket_in_container_mode() {
+    let dir = std::env::temp_dir().join(format!("rb-sock-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let upstream = stub().await;
+    let p = PluginProcess::spawn(&[("PLUGIN_UNIX_SOCKET_DIR", dir.to_str().unwrap())]).await;
+    assert!(
+        p.handshake
+            .starts_with(&format!("1|2|unix|{}/plugin", dir.display())),
+        "{}",
+        p.handshake
+    );
+    answers_a_table_query(&p, &upstream).await;
     drop(p);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -298,21 +303,7 @@ async fn listens_on_loopback_tcp_when_asked() {
         "{}",
         p.handshake
     );
-    let resp = p
-        .data()
-        .query_data(pluginv2::QueryDataRequest {
-            plugin_context: Some(context("ds1", &upstream.url(), &rules_json(), &[], 1)),
-            queries: vec![query("A", "table", json!({}), T0, T0)],
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(
-        resp.responses["A"].status, 200,
-        "{}",
-        resp.responses["A"].error
-    );
+    answers_a_table_query(&p, &upstream).await;
     unsafe { libc::kill(p.child.id() as i32, libc::SIGTERM) };
     let (status, _) = p
         .wait_exit(Duration::from_secs(2))
@@ -334,21 +325,7 @@ async fn falls_back_to_tcp_when_the_temp_dir_is_too_long_for_a_socket() {
         "{}",
         p.handshake
     );
-    let resp = p
-        .data()
-        .query_data(pluginv2::QueryDataRequest {
-            plugin_context: Some(context("ds1", &upstream.url(), &rules_json(), &[], 1)),
-            queries: vec![query("A", "table", json!({}), T0, T0)],
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(
-        resp.responses["A"].status, 200,
-        "{}",
-        resp.responses["A"].error
-    );
+    answers_a_table_query(&p, &upstream).await;
     assert!(
         p.stderr_lines()
             .iter()
