@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-use crate::frame::{Column, Field, Frame, Notice};
+use crate::frame::{Column, Field, Frame, Notice, Strings};
 use crate::rule::{FieldSource, FieldSpec, NodePath, ResponseSpec, Rule, ZoneSpec};
 use crate::settings::{FieldType, FormatConfig};
 use crate::timeparse::to_epoch_ns;
@@ -398,9 +398,9 @@ pub(crate) fn empty_column(kind: FieldType, capacity: usize) -> Column {
         FieldType::Time => Column::Time(Vec::with_capacity(capacity)),
         FieldType::Number => Column::Number(Vec::with_capacity(capacity)),
         FieldType::Int => Column::Int(Vec::with_capacity(capacity)),
-        FieldType::String => Column::String(Vec::with_capacity(capacity)),
+        FieldType::String => Column::String(Strings::with_capacity(capacity, 0)),
         FieldType::Bool => Column::Bool(Vec::with_capacity(capacity)),
-        FieldType::Json => Column::Json(Vec::with_capacity(capacity)),
+        FieldType::Json => Column::Json(Strings::with_capacity(capacity, 0)),
     }
 }
 
@@ -421,12 +421,22 @@ pub(crate) fn push_value(
         (Column::Time(c), v) => push_conv(c, v, |x| to_epoch_ns(x, &spec.time_format, zone)),
         (Column::Number(c), v) => push_conv(c, v, to_f64),
         (Column::Int(c), v) => push_conv(c, v, to_i64),
-        (Column::String(c), v) => push_conv(c, v, |x| match x {
-            Value::String(s) => Some(s.clone()),
-            other => Some(other.to_string()),
-        }),
+        (Column::String(c), v) => {
+            match v {
+                None => c.push_null(),
+                Some(Value::String(s)) => c.push_str(s),
+                Some(other) => c.push_str(&other.to_string()),
+            }
+            true
+        }
         (Column::Bool(c), v) => push_conv(c, v, to_bool),
-        (Column::Json(c), v) => push_conv(c, v, |x| Some(x.to_string())),
+        (Column::Json(c), v) => {
+            match v {
+                None => c.push_null(),
+                Some(x) => c.push_str(&x.to_string()),
+            }
+            true
+        }
     };
     if !ok {
         bad.record(v);
@@ -835,7 +845,7 @@ fn time_series(
             let mut labels = table.labels.clone();
             for &li in label_fields {
                 if let Column::String(s) = &table.columns[li] {
-                    let v = s.get(row).cloned().flatten().unwrap_or_default();
+                    let v = s.get(row).unwrap_or_default().to_owned();
                     labels.insert(spec.fields[li].name.clone(), v);
                 }
             }
@@ -1067,7 +1077,7 @@ fn merged(
         .into_iter()
         .filter(|k| !spec.fields.iter().any(|f| &f.name == k))
         .collect();
-    let mut label_cols: Vec<Vec<Option<String>>> = vec![Vec::new(); label_keys.len()];
+    let mut label_cols: Vec<Strings> = vec![Strings::default(); label_keys.len()];
     let mut cols: Vec<Column> = spec
         .fields
         .iter()
@@ -1076,8 +1086,10 @@ fn merged(
     for t in tables {
         let rows = t.columns.first().map_or(0, Column::len);
         for (k, col) in label_keys.iter().zip(label_cols.iter_mut()) {
-            let v = t.labels.get(k).cloned();
-            col.extend(std::iter::repeat_n(v, rows));
+            let v = t.labels.get(k).map(String::as_str);
+            for _ in 0..rows {
+                col.push(v);
+            }
         }
         for (c, src) in cols.iter_mut().zip(t.columns) {
             // Moving the first table's column gives the same values as copying it.
@@ -1091,18 +1103,14 @@ fn merged(
     let mut fields = Vec::with_capacity(label_keys.len() + cols.len());
     for (k, mut col) in label_keys.into_iter().zip(label_cols) {
         if dims_non_null {
-            col.iter_mut().for_each(|v| {
-                v.get_or_insert_with(String::new);
-            });
+            col.fill_nulls();
         }
         fields.push(Field::new(k, Column::String(col)));
     }
     for (f, mut col) in spec.fields.iter().zip(cols) {
         if dims_non_null {
             if let Column::String(v) = &mut col {
-                v.iter_mut().for_each(|x| {
-                    x.get_or_insert_with(String::new);
-                });
+                v.fill_nulls();
             }
         }
         let mut field = field_from_spec(f, col);

@@ -1457,7 +1457,7 @@ fn push_leaf(
     if let Some(leaf) = leaf {
         match (&mut *col, leaf.kind) {
             (Column::String(c), Kind::Str { escaped: false }) => {
-                c.push(Some(text[leaf.start + 1..leaf.end - 1].to_owned()));
+                c.push_str(&text[leaf.start + 1..leaf.end - 1]);
                 return Ok(());
             }
             (Column::Number(c), Kind::Num(n)) if n.exact => {
@@ -1497,7 +1497,7 @@ fn push_null(col: &mut Column) {
     match col {
         Column::Time(c) | Column::Int(c) => c.push(None),
         Column::Number(c) => c.push(None),
-        Column::String(c) | Column::Json(c) => c.push(None),
+        Column::String(c) | Column::Json(c) => c.push_null(),
         Column::Bool(c) => c.push(None),
     }
 }
@@ -1561,7 +1561,7 @@ fn push_str(
     bad: &mut BadValues,
 ) {
     match col {
-        Column::String(c) => c.push(Some(s.into_owned())),
+        Column::String(c) => c.push_str(&s),
         Column::Number(c) => {
             let v = str_to_f64(&s);
             c.push(v);

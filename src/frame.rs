@@ -36,22 +36,191 @@ pub enum Column {
     /// int64.
     Int(Vec<Option<i64>>),
     /// UTF-8 strings.
-    String(Vec<Option<String>>),
+    String(Strings),
     /// Booleans.
     Bool(Vec<Option<bool>>),
     /// Raw JSON text per cell → Arrow `Binary`, `tstype` `other`.
-    Json(Vec<Option<String>>),
+    Json(Strings),
 }
 
-macro_rules! each_column {
-    ($col:expr, $v:ident => $body:expr) => {
+/// The cells of a string or JSON column, laid out as Arrow lays out a `Utf8` / `Binary`
+/// array (Arrow columnar format, "Variable-size Binary Layout"): every value back to back
+/// in one UTF-8 buffer, the end offset of each cell in bytes, and a validity flag per cell.
+/// A null cell takes no bytes. Pushing a cell copies its bytes into the buffer — no
+/// allocation per cell — and encoding copies the three buffers as they are.
+///
+/// Two columns with the same cells compare equal (a null cell is stored one way only);
+/// `Debug` prints the cells as a list of `Option<&str>`.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Strings {
+    /// All values, back to back.
+    data: String,
+    /// `ends[i]` = byte offset in `data` where cell `i` ends (its start is `ends[i - 1]`,
+    /// or 0).
+    ends: Vec<usize>,
+    /// `valid[i]` = false when cell `i` is null.
+    valid: Vec<bool>,
+    /// Number of null cells.
+    nulls: usize,
+}
+
+impl Strings {
+    /// An empty column with room for `cells` cells of `bytes` bytes in total.
+    pub fn with_capacity(cells: usize, bytes: usize) -> Strings {
+        Strings {
+            data: String::with_capacity(bytes),
+            ends: Vec::with_capacity(cells),
+            valid: Vec::with_capacity(cells),
+            nulls: 0,
+        }
+    }
+
+    /// Appends a value.
+    #[inline]
+    pub fn push_str(&mut self, s: &str) {
+        self.data.push_str(s);
+        self.ends.push(self.data.len());
+        self.valid.push(true);
+    }
+
+    /// Appends a null.
+    #[inline]
+    pub fn push_null(&mut self) {
+        self.ends.push(self.data.len());
+        self.valid.push(false);
+        self.nulls += 1;
+    }
+
+    /// Appends a value or (`None`) a null.
+    #[inline]
+    pub fn push(&mut self, v: Option<&str>) {
+        match v {
+            Some(s) => self.push_str(s),
+            None => self.push_null(),
+        }
+    }
+
+    /// Number of cells.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// True when there are no cells.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Number of null cells.
+    pub fn null_count(&self) -> usize {
+        self.nulls
+    }
+
+    /// Total bytes of the values (UTF-8).
+    pub fn byte_len(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Cell `i`: `None` when it is null or out of range.
+    pub fn get(&self, i: usize) -> Option<&str> {
+        if !*self.valid.get(i)? {
+            return None;
+        }
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        self.data.get(start..self.ends[i])
+    }
+
+    /// The cells in order (`None` = null).
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = Option<&str>> + '_ {
+        (0..self.len()).map(|i| self.get(i))
+    }
+
+    /// Every null cell becomes the empty string.
+    pub fn fill_nulls(&mut self) {
+        self.valid.iter_mut().for_each(|v| *v = true);
+        self.nulls = 0;
+    }
+
+    /// The cells at `indices`, in that order (an index out of range gives a null).
+    pub fn take(&self, indices: &[usize]) -> Strings {
+        let mut out = Strings::with_capacity(indices.len(), 0);
+        for &i in indices {
+            out.push(self.get(i));
+        }
+        out
+    }
+
+    /// Appends the cells of `other`.
+    pub fn extend_from(&mut self, other: &Strings) {
+        let base = self.data.len();
+        self.data.push_str(&other.data);
+        self.ends.extend(other.ends.iter().map(|e| e + base));
+        self.valid.extend_from_slice(&other.valid);
+        self.nulls += other.nulls;
+    }
+
+    /// The Arrow offsets (`len + 1` of them, from 0), values and validity of this column.
+    ///
+    /// # Errors
+    /// When the values exceed `i32::MAX` bytes (2 GiB), the limit of `Utf8` / `Binary`.
+    fn arrow_parts(
+        &self,
+    ) -> Result<
+        (
+            arrow_buffer::OffsetBuffer<i32>,
+            arrow_buffer::Buffer,
+            Option<arrow_buffer::NullBuffer>,
+        ),
+        arrow_schema::ArrowError,
+    > {
+        let too_big = |_| {
+            arrow_schema::ArrowError::ComputeError(format!(
+                "a string field holds {} bytes, more than Arrow's 2 GiB per field",
+                self.data.len()
+            ))
+        };
+        let mut offsets = Vec::with_capacity(self.ends.len() + 1);
+        offsets.push(0i32);
+        for &e in &self.ends {
+            offsets.push(i32::try_from(e).map_err(too_big)?);
+        }
+        let offsets = arrow_buffer::OffsetBuffer::new(arrow_buffer::ScalarBuffer::from(offsets));
+        let values = arrow_buffer::Buffer::from(self.data.as_bytes());
+        let nulls = (self.nulls > 0).then(|| arrow_buffer::NullBuffer::from(self.valid.as_slice()));
+        Ok((offsets, values, nulls))
+    }
+}
+
+impl std::fmt::Debug for Strings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl<S: AsRef<str>> FromIterator<Option<S>> for Strings {
+    fn from_iter<I: IntoIterator<Item = Option<S>>>(iter: I) -> Strings {
+        let iter = iter.into_iter();
+        let mut out = Strings::with_capacity(iter.size_hint().0, 0);
+        for v in iter {
+            out.push(v.as_ref().map(AsRef::as_ref));
+        }
+        out
+    }
+}
+
+impl<S: AsRef<str>> From<Vec<Option<S>>> for Strings {
+    fn from(v: Vec<Option<S>>) -> Strings {
+        v.into_iter().collect()
+    }
+}
+
+macro_rules! each_vec_column {
+    ($col:expr, $v:ident => $body:expr, $s:ident => $strings:expr) => {
         match $col {
             Column::Time($v) => $body,
             Column::Number($v) => $body,
             Column::Int($v) => $body,
-            Column::String($v) => $body,
             Column::Bool($v) => $body,
-            Column::Json($v) => $body,
+            Column::String($s) | Column::Json($s) => $strings,
         }
     };
 }
@@ -59,7 +228,7 @@ macro_rules! each_column {
 impl Column {
     /// Number of rows.
     pub fn len(&self) -> usize {
-        each_column!(self, v => v.len())
+        each_vec_column!(self, v => v.len(), s => s.len())
     }
 
     /// True when there are no rows.
@@ -69,7 +238,7 @@ impl Column {
 
     /// True when any cell is null.
     pub fn has_nulls(&self) -> bool {
-        each_column!(self, v => v.iter().any(Option::is_none))
+        each_vec_column!(self, v => v.iter().any(Option::is_none), s => s.null_count() > 0)
     }
 
     /// An empty column of the same kind.
@@ -78,9 +247,9 @@ impl Column {
             Column::Time(_) => Column::Time(Vec::new()),
             Column::Number(_) => Column::Number(Vec::new()),
             Column::Int(_) => Column::Int(Vec::new()),
-            Column::String(_) => Column::String(Vec::new()),
+            Column::String(_) => Column::String(Strings::default()),
             Column::Bool(_) => Column::Bool(Vec::new()),
-            Column::Json(_) => Column::Json(Vec::new()),
+            Column::Json(_) => Column::Json(Strings::default()),
         }
     }
 
@@ -93,9 +262,9 @@ impl Column {
             Column::Time(v) => Column::Time(pick(v, indices)),
             Column::Number(v) => Column::Number(pick(v, indices)),
             Column::Int(v) => Column::Int(pick(v, indices)),
-            Column::String(v) => Column::String(pick(v, indices)),
+            Column::String(v) => Column::String(v.take(indices)),
             Column::Bool(v) => Column::Bool(pick(v, indices)),
-            Column::Json(v) => Column::Json(pick(v, indices)),
+            Column::Json(v) => Column::Json(v.take(indices)),
         }
     }
 
@@ -105,9 +274,9 @@ impl Column {
             (Column::Time(a), Column::Time(b)) => a.extend_from_slice(b),
             (Column::Number(a), Column::Number(b)) => a.extend_from_slice(b),
             (Column::Int(a), Column::Int(b)) => a.extend_from_slice(b),
-            (Column::String(a), Column::String(b)) => a.extend_from_slice(b),
+            (Column::String(a), Column::String(b)) => a.extend_from(b),
             (Column::Bool(a), Column::Bool(b)) => a.extend_from_slice(b),
-            (Column::Json(a), Column::Json(b)) => a.extend_from_slice(b),
+            (Column::Json(a), Column::Json(b)) => a.extend_from(b),
             _ => return false,
         }
         true
@@ -230,7 +399,7 @@ impl Frame {
     }
 
     /// A cheap estimate of the encoded size in bytes: 8 bytes per cell, plus the string
-    /// bytes of string and JSON columns (sampled from the first 64 cells). For deciding
+    /// bytes of string and JSON columns. For deciding
     /// whether encoding is worth moving off the async worker, not for accounting.
     pub fn approx_bytes(&self) -> usize {
         self.fields
@@ -238,11 +407,7 @@ impl Frame {
             .map(|f| {
                 let n = f.values.len();
                 let strings = match &f.values {
-                    Column::String(v) | Column::Json(v) => {
-                        let sample = &v[..v.len().min(64)];
-                        let bytes: usize = sample.iter().flatten().map(String::len).sum();
-                        bytes.saturating_mul(n) / sample.len().max(1)
-                    }
+                    Column::String(v) | Column::Json(v) => v.byte_len(),
                     _ => 0,
                 };
                 n.saturating_mul(8).saturating_add(strings)
@@ -312,7 +477,7 @@ impl Frame {
             if let Some(c) = f.config.as_ref().filter(|c| !c.is_empty()) {
                 md.insert(FIELD_CONFIG.to_owned(), json_text(c));
             }
-            let (dt, array) = to_arrow(&f.values);
+            let (dt, array) = to_arrow(&f.values)?;
             arrow_fields.push(ArrowField::new(&f.name, dt, f.nullable).with_metadata(md));
             arrays.push(array);
         }
@@ -342,10 +507,14 @@ fn json_text<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "{}".to_owned())
 }
 
-/// One Arrow array per column, built in one pass from the cells (no intermediate copy of
-/// the column; string values sized up front).
-fn to_arrow(c: &Column) -> (DataType, ArrayRef) {
-    match c {
+/// One Arrow array per column, built in one pass from the cells (string and JSON columns
+/// are already in Arrow's layout: their buffers are copied whole).
+///
+/// # Errors
+/// A string or JSON field over 2 GiB (Arrow's `Utf8` / `Binary` limit), or buffers Arrow
+/// rejects (a bug of ours).
+fn to_arrow(c: &Column) -> Result<(DataType, ArrayRef), arrow_schema::ArrowError> {
+    Ok(match c {
         Column::Time(v) => (
             DataType::Timestamp(TimeUnit::Nanosecond, None),
             Arc::new(primitive::<arrow_array::types::TimestampNanosecondType>(v)),
@@ -359,26 +528,24 @@ fn to_arrow(c: &Column) -> (DataType, ArrayRef) {
             Arc::new(primitive::<arrow_array::types::Int64Type>(v)),
         ),
         Column::String(v) => {
-            let bytes = v.iter().flatten().map(String::len).sum();
-            let mut b = arrow_array::builder::StringBuilder::with_capacity(v.len(), bytes);
-            for s in v {
-                b.append_option(s.as_deref());
-            }
-            (DataType::Utf8, Arc::new(b.finish()))
+            let (offsets, values, nulls) = v.arrow_parts()?;
+            (
+                DataType::Utf8,
+                Arc::new(arrow_array::StringArray::try_new(offsets, values, nulls)?),
+            )
         }
         Column::Bool(v) => (
             DataType::Boolean,
             Arc::new(v.iter().copied().collect::<BooleanArray>()),
         ),
         Column::Json(v) => {
-            let bytes = v.iter().flatten().map(String::len).sum();
-            let mut b = arrow_array::builder::BinaryBuilder::with_capacity(v.len(), bytes);
-            for s in v {
-                b.append_option(s.as_deref().map(str::as_bytes));
-            }
-            (DataType::Binary, Arc::new(b.finish()))
+            let (offsets, values, nulls) = v.arrow_parts()?;
+            (
+                DataType::Binary,
+                Arc::new(arrow_array::BinaryArray::try_new(offsets, values, nulls)?),
+            )
         }
-    }
+    })
 }
 
 /// A primitive array from optional cells: without a validity bitmap when no cell is null.
@@ -415,6 +582,101 @@ mod tests {
             ],
             ..Frame::default()
         }
+    }
+
+    #[test]
+    fn strings_keep_cells_nulls_and_order_through_take_and_extend() {
+        let mut s = Strings::with_capacity(4, 8);
+        s.push_str("ab");
+        s.push_null();
+        s.push_str("");
+        s.push(Some("❤️"));
+        assert_eq!(s.len(), 4);
+        assert_eq!(s.null_count(), 1);
+        assert_eq!(s.byte_len(), 2 + "❤️".len());
+        assert_eq!(
+            s.iter().collect::<Vec<_>>(),
+            [Some("ab"), None, Some(""), Some("❤️")]
+        );
+        assert_eq!(s.get(4), None, "out of range");
+        // An empty string is a value, not a null.
+        assert_ne!(s.get(2), s.get(1));
+
+        let picked = s.take(&[3, 1, 0, 9]);
+        assert_eq!(
+            picked.iter().collect::<Vec<_>>(),
+            [Some("❤️"), None, Some("ab"), None]
+        );
+        assert_eq!(picked.null_count(), 2);
+
+        let mut joined: Strings = vec![Some("x")].into();
+        joined.extend_from(&s);
+        assert_eq!(
+            joined.iter().collect::<Vec<_>>(),
+            [Some("x"), Some("ab"), None, Some(""), Some("❤️")]
+        );
+        assert_eq!(joined.null_count(), 1);
+        // Built cell by cell or collected: the same column.
+        let collected: Strings = joined.iter().collect();
+        assert_eq!(collected, joined);
+
+        joined.fill_nulls();
+        assert_eq!(joined.null_count(), 0);
+        assert_eq!(joined.get(2), Some(""));
+    }
+
+    #[test]
+    fn string_and_json_columns_encode_as_utf8_and_binary_with_their_nulls() {
+        let frame = Frame {
+            name: "s".into(),
+            fields: vec![
+                Field::new(
+                    "text",
+                    Column::String(vec![Some("a"), None, Some(""), Some("é")].into()),
+                ),
+                Field::new(
+                    "doc",
+                    Column::Json(vec![Some("[1]"), Some("{}"), None, Some("null")].into()),
+                ),
+                Field::new(
+                    "dense",
+                    Column::String(vec![Some("x"), Some("yz"), Some(""), Some("w")].into()),
+                ),
+            ],
+            ..Frame::default()
+        };
+        let bytes = frame.encode("A").unwrap();
+        let mut reader =
+            arrow_ipc::reader::FileReader::try_new(std::io::Cursor::new(bytes), None).unwrap();
+        let batch = reader.next().unwrap().unwrap();
+        let text = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow_array::StringArray>()
+            .unwrap();
+        let cells: Vec<Option<&str>> = text.iter().collect();
+        assert_eq!(cells, [Some("a"), None, Some(""), Some("é")]);
+        assert!(batch.schema().field(0).is_nullable());
+        let doc = batch
+            .column(1)
+            .as_any()
+            .downcast_ref::<arrow_array::BinaryArray>()
+            .unwrap();
+        let cells: Vec<Option<&[u8]>> = doc.iter().collect();
+        assert_eq!(
+            cells,
+            [
+                Some(&b"[1]"[..]),
+                Some(&b"{}"[..]),
+                None,
+                Some(&b"null"[..])
+            ]
+        );
+        assert_eq!(batch.schema().field(1).metadata()["tstype"], "other");
+        let dense = batch.column(2);
+        assert_eq!(dense.null_count(), 0);
+        assert!(dense.nulls().is_none(), "no validity bitmap without nulls");
+        assert!(!batch.schema().field(2).is_nullable());
     }
 
     #[test]

@@ -26,9 +26,8 @@ pub fn cell(c: &Column, row: usize) -> String {
         Column::Time(v) => opt(v, row, |t| format_time(*t)),
         Column::Number(v) => opt(v, row, |f| format!("{f}")),
         Column::Int(v) => opt(v, row, |i| i.to_string()),
-        Column::String(v) => opt(v, row, |s| s.clone()),
+        Column::String(v) | Column::Json(v) => v.get(row).unwrap_or("null").to_owned(),
         Column::Bool(v) => opt(v, row, |b| b.to_string()),
-        Column::Json(v) => opt(v, row, |s| s.clone()),
     }
 }
 

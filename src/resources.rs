@@ -373,9 +373,7 @@ fn cell_json(c: &crate::frame::Column, row: usize) -> Value {
             .map_or(Value::Null, Value::from),
         Column::String(v) | Column::Json(v) => v
             .get(row)
-            .cloned()
-            .flatten()
-            .map_or(Value::Null, Value::String),
+            .map_or(Value::Null, |s| Value::String(s.to_owned())),
         Column::Bool(v) => v
             .get(row)
             .copied()

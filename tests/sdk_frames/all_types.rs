@@ -215,14 +215,14 @@ pub fn hand_built() -> Frame {
     let mut string_values = field(
         "string_values",
         false,
-        Column::String(some(&STRINGS.map(str::to_owned))),
+        Column::String(some(&STRINGS).into()),
     );
     string_values.labels = labels(&[("aLabelKey", "aLabelValue")]);
     string_values.config = Some(Map::new());
     let mut nullable_string_values = field(
         "nullable_string_values",
         true,
-        Column::String(strings(&NULLABLE_STRINGS)),
+        Column::String(NULLABLE_STRINGS.to_vec().into()),
     );
     nullable_string_values.labels =
         labels(&[("aLabelKey", "aLabelValue"), ("bLabelKey", "bLabelValue")]);
@@ -267,11 +267,11 @@ pub fn hand_built() -> Frame {
                 true,
                 Column::Time(null_row_2(&TIMES)),
             ),
-            field("json", false, Column::Json(some(&JSON.map(str::to_owned)))),
+            field("json", false, Column::Json(some(&JSON).into())),
             field(
                 "nullable_json",
                 true,
-                Column::Json(null_row_2(&JSON.map(str::to_owned))),
+                Column::Json(null_row_2(&JSON).into()),
             ),
         ],
         ..Frame::default()

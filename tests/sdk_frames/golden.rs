@@ -345,7 +345,7 @@ pub fn column_of(f: &RawField) -> Result<Column, String> {
         Cells::Time(v) => Column::Time(v.clone()),
         Cells::Float64(v) => Column::Number(v.clone()),
         Cells::Int64(v) => Column::Int(v.clone()),
-        Cells::Utf8(v) => Column::String(v.clone()),
+        Cells::Utf8(v) => Column::String(v.iter().map(Option::as_deref).collect()),
         Cells::Bool(v) => Column::Bool(v.clone()),
         Cells::Binary(v) => Column::Json(
             v.iter()

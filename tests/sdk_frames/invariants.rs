@@ -158,11 +158,7 @@ fn one_of_each(rows_with_null: bool) -> Vec<Field> {
         Field::new("count", Column::Int(vec![Some(i64::MIN), n(1), Some(0)])),
         Field::new(
             "text",
-            Column::String(vec![
-                Some(String::new()),
-                n(1).map(|_| "x".into()),
-                Some("❤️".into()),
-            ]),
+            Column::String(vec![Some(""), n(1).map(|_| "x"), Some("❤️")].into()),
         ),
         Field::new(
             "flag",
@@ -170,11 +166,7 @@ fn one_of_each(rows_with_null: bool) -> Vec<Field> {
         ),
         Field::new(
             "doc",
-            Column::Json(vec![
-                Some("{}".into()),
-                n(1).map(|_| "[1]".into()),
-                Some("null".into()),
-            ]),
+            Column::Json(vec![Some("{}"), n(1).map(|_| "[1]"), Some("null")].into()),
         ),
     ]
 }

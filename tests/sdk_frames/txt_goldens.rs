@@ -280,7 +280,10 @@ fn comparison_detects_each_kind_of_mismatch() {
             "string value",
             Box::new(|f| {
                 if let Column::String(v) = &mut f.fields[1].values {
-                    v[1] = Some("\u{2764}".into()); // heart without VS16
+                    // heart without VS16
+                    let mut cells: Vec<Option<&str>> = v.iter().collect();
+                    cells[1] = Some("\u{2764}");
+                    *v = cells.into();
                 }
             }),
         ),
