@@ -104,6 +104,38 @@ fn rule() -> Rule {
     }
 }
 
+/// The body and rule of `grpc_load`'s `cold` scenario: 1,000 objects
+/// `{"time": RFC 3339, "value": number, "host": string}` read as a table.
+fn cold_body() -> (Vec<u8>, Rule) {
+    let mut s = String::from("[");
+    for i in 0..1000i64 {
+        if i > 0 {
+            s.push(',');
+        }
+        let t = jiff::Timestamp::from_second(1_704_067_200 + i * 15)
+            .map(|t| t.to_string())
+            .unwrap_or_default();
+        s.push_str(&format!(
+            r#"{{"time":"{t}","value":{},"host":"host-{}"}}"#,
+            i as f64 * 0.25,
+            i % 16
+        ));
+    }
+    s.push(']');
+    let raw = json!({"id": "rows", "request": {"url": "/rows"}, "response": {
+    "rows": "$[*]",
+    "format": "table",
+    "fields": [
+        {"name": "time", "path": "$.time", "type": "time"},
+        {"name": "value", "path": "$.value", "type": "number"},
+        {"name": "host", "path": "$.host", "type": "string"}
+    ]}});
+    match compile_standalone(&raw) {
+        Ok(r) => (s.into_bytes(), r),
+        Err(e) => panic!("cold rule: {e}"),
+    }
+}
+
 fn encode(frames: &[Frame]) -> usize {
     frames
         .iter()
@@ -227,6 +259,15 @@ fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration, Duration) {
 /// serde_json parse, the fast conversion and the encoding (wall and thread CPU time), e.g. on
 /// a busy machine or under `perf record`.
 fn phases(runs: usize) {
+    // `CONVERSION_ONLY=cold_body`: the cold-path body of `grpc_load` (1,000 rows of time,
+    // value, host; ~62 kB) converted and encoded, a deterministic target for callgrind.
+    if std::env::var("CONVERSION_ONLY").as_deref() == Ok("cold_body") {
+        let (body, rule) = cold_body();
+        for _ in 0..runs {
+            black_box(encode(&fast_frames(&rule, &body)));
+        }
+        return;
+    }
     let body = document(200_000);
     let rule = rule();
     // `CONVERSION_ONLY=parse|fast|fast_encode`: run just that (for `perf stat` comparisons).

@@ -22,10 +22,12 @@
 //! `labelsFrom`, `^PATH` fields, where the rows are, column-mode fields) and one for a row
 //! (the fields). The scanner walks only the members a trie names and skips (while
 //! validating) the rest. When every row path is one member name (`$.a`, `$['b c']`, the usual
-//! case) a row is one loop over its members; keys are matched by length and two 8-byte words
-//! loaded from the body, first against the key the previous row had at that point, then in a
-//! small hash table. Selected values are kept as byte ranges and converted into the typed
-//! columns after each row:
+//! case) a row is one loop over its members. Each key is first compared, as written with its
+//! quotes, with the key the previous row had at that point (one or two 8-byte words loaded
+//! from the body, so the key itself is not scanned); otherwise it is read and looked up by
+//! length and two 8-byte words in a small hash table. Selected values are kept as byte ranges
+//! and converted into the typed columns after each row; after an array's first row, the
+//! columns reserve room for as many rows as the rest of the body holds rows of that size:
 //!
 //! * numbers: the `serde_json::Number` serde_json would build, computed from the digits
 //!   (integers; decimals with at most 19 digits and a decimal exponent within ±22 use
@@ -413,6 +415,12 @@ struct Plan<'r> {
     row_trie: Trie,
     /// Every row path is one member name (`$.a`, `$['b']`): rows take [`walk_flat`].
     row_flat: bool,
+    /// Flat rows: per entry of the row trie's root names, the capture slot when exactly
+    /// one field reads that member.
+    flat_slots: Vec<Option<usize>>,
+    /// Row mode: every field is a path without wildcard (no `@key`, `@index`, `^PATH` or
+    /// list field), so each row pushes its captures and nothing else.
+    row_leaves: bool,
     /// Row mode, `type: json` fields with a wildcard (`$.labels[*].name`): the steps after
     /// the wildcard (the capture is the node before it). Always a JSON list, as in the DOM
     /// path.
@@ -564,12 +572,28 @@ impl<'r> Plan<'r> {
             && row_trie.nodes[1..]
                 .iter()
                 .all(|n| n.parent == 0 && n.names.list.is_empty() && n.indices.is_empty());
+        let flat_slots = root
+            .names
+            .entries
+            .iter()
+            .map(|e| match row_trie.nodes[e.child].caps.as_slice() {
+                [s] => Some(*s),
+                _ => None,
+            })
+            .collect();
+        let row_leaves = spec
+            .fields
+            .iter()
+            .zip(&list_suffix)
+            .all(|(f, suffix)| matches!(f.source, FieldSource::Path(_)) && suffix.is_none());
         Some(Plan {
             rule,
             frames,
             frame_trie,
             row_trie,
             row_flat,
+            flat_slots,
+            row_leaves,
             list_suffix,
             groups,
             row_mode,
@@ -761,7 +785,11 @@ impl<'t> Run<'_, '_, 't> {
                         let mut i = 0;
                         let mut more = sc.arr_first()?;
                         while more {
+                            let row_start = sc.pos;
                             self.row(sc, scratch, out, None, i)?;
+                            if i == 0 && !matches!(self.plan.frames, Frames::Members(_)) {
+                                reserve_rows(out, sc.b.len() - sc.pos, sc.pos - row_start);
+                            }
                             i += 1;
                             more = sc.arr_next()?;
                         }
@@ -889,12 +917,24 @@ impl<'t> Run<'_, '_, 't> {
     ) -> R<()> {
         scratch.caps.iter_mut().for_each(|c| *c = None);
         if self.plan.row_flat {
-            walk_flat(sc, &self.plan.row_trie, scratch)?;
+            walk_flat(sc, &self.plan.row_trie, &self.plan.flat_slots, scratch)?;
         } else {
             walk_row(sc, &self.plan.row_trie, 0, &mut scratch.caps)?;
         }
         out.rows += 1;
         let fields = &self.plan.rule.response.fields;
+        if self.plan.row_leaves {
+            let cells = fields
+                .iter()
+                .zip(out.cols.iter_mut())
+                .zip(out.bad.iter_mut())
+                .zip(self.zones)
+                .zip(scratch.caps.iter());
+            for ((((f, col), bad), zone), cap) in cells {
+                push_leaf(col, f, zone, *cap, self.text, bad, &mut scratch.dates)?;
+            }
+            return Ok(());
+        }
         let cells = fields
             .iter()
             .zip(out.cols.iter_mut())
@@ -1032,6 +1072,23 @@ impl<'t> Run<'_, '_, 't> {
     }
 }
 
+/// At most this many rows are reserved ahead (see [`reserve_rows`]).
+const RESERVE_ROWS_MAX: usize = 1 << 16;
+
+/// After the first row of an array (`row_len` bytes, `rest` bytes of body after it): room
+/// in every column for as many more rows as the rest of the body holds rows of that size
+/// (at most [`RESERVE_ROWS_MAX`]), so that the columns do not grow step by step. The guess
+/// only sizes buffers: a wrong one costs memory or growth, never a wrong value. Only done
+/// when the body has one frame node, so that what is reserved stays within a small multiple
+/// of the body's size (a row of `f` fields takes at least ~6·`f` bytes of JSON and 16·`f`
+/// bytes of columns).
+fn reserve_rows(out: &mut NodeOut, rest: usize, row_len: usize) {
+    let rows = (rest / row_len.max(1)).min(RESERVE_ROWS_MAX);
+    for c in &mut out.cols {
+        c.reserve(rows);
+    }
+}
+
 /// Clears what a frame-trie subtree produced (a repeated key selects it again; the last
 /// value wins, as in serde_json's map).
 fn reset_frame(node: &TNode, out: &mut NodeOut) {
@@ -1054,35 +1111,49 @@ fn reset_frame(node: &TNode, out: &mut NodeOut) {
 /// members, no recursion (a repeated key overwrites: the last value wins). Keys are first
 /// compared with the one the previous row had after the same key.
 #[inline]
-fn walk_flat(sc: &mut Sc<'_>, trie: &Trie, scratch: &mut Scratch) -> R<()> {
+fn walk_flat(sc: &mut Sc<'_>, trie: &Trie, flat: &[Option<usize>], scratch: &mut Scratch) -> R<()> {
     if sc.peek() != b'{' {
         return sc.skip();
     }
     let names = &trie.nodes[0].names;
     let mut prev = 0;
-    let mut k = sc.obj_first()?;
-    while let Some(key) = k {
+    let mut more = sc.obj_open()?;
+    while more {
         let predicted = scratch.hints[prev];
-        let found = if !key.escaped && names.is(predicted, sc.b, key.start, key.end) {
-            Some(predicted)
-        } else {
-            let e = names.entry(sc, key)?;
-            if let Some(e) = e {
-                scratch.hints[prev] = e;
+        // The key the previous row had here, compared as written (quotes included), saves
+        // scanning the key; anything else is read and looked up.
+        let found = match names.quoted_at(predicted, sc.b, sc.pos) {
+            Some(n) => {
+                sc.pos += n;
+                sc.colon()?;
+                Some(predicted)
             }
-            e
+            None => {
+                let key = sc.key()?;
+                let e = names.entry(sc, key)?;
+                if let Some(e) = e {
+                    scratch.hints[prev] = e;
+                }
+                e
+            }
         };
         match found {
             Some(e) => {
                 let leaf = sc.leaf()?;
-                for &s in &trie.nodes[names.entries[e].child].caps {
-                    scratch.caps[s] = Some(leaf);
+                match flat.get(e) {
+                    // The usual case: one field reads this member.
+                    Some(&Some(s)) => scratch.caps[s] = Some(leaf),
+                    _ => {
+                        for &s in &trie.nodes[names.entries[e].child].caps {
+                            scratch.caps[s] = Some(leaf);
+                        }
+                    }
                 }
                 prev = e + 1;
             }
             None => sc.skip()?,
         }
-        k = sc.obj_next()?;
+        more = sc.obj_more()?;
     }
     Ok(())
 }
@@ -1157,6 +1228,9 @@ struct NameEntry {
     len: usize,
     words: [u64; 2],
     child: usize,
+    /// The key as written with its quotes (`"name"`, `len + 2 <= 16` bytes, zero-padded
+    /// little-endian words): a raw key is this entry when those bytes are at its `"`.
+    quoted: Option<[u64; 2]>,
 }
 
 const NAME_BUCKETS: usize = 64;
@@ -1208,10 +1282,20 @@ impl Names {
         }
         let k = name.as_bytes();
         self.buckets[name_bucket(k)].push(self.entries.len());
+        // A name with `"`, `\` or a control character never matches its quoted bytes.
+        let plain = !k.iter().any(|&c| STRING_STOP[usize::from(c)]);
+        let quoted = (plain && k.len() + 2 <= 16).then(|| {
+            let mut q = Vec::with_capacity(k.len() + 2);
+            q.push(b'"');
+            q.extend_from_slice(k);
+            q.push(b'"');
+            name_words(&q)
+        });
         self.entries.push(NameEntry {
             len: k.len(),
             words: name_words(k),
             child,
+            quoted,
         });
         self.list.push((name, child));
     }
@@ -1228,6 +1312,24 @@ impl Names {
             && (len <= 8
                 || (entry.words[1] == masked_word(b, start + 8, (len - 8).min(8))
                     && (len <= 16 || self.list[e].0.as_bytes() == &b[start..end])))
+    }
+
+    /// The length of entry `e`'s key with its quotes when the bytes of `b` at `at` (a
+    /// key's opening `"`) are exactly that key, else `None`. Eight bytes are read at a time;
+    /// near the end of `b` the bytes are read one by one.
+    #[inline(always)]
+    fn quoted_at(&self, e: usize, b: &[u8], at: usize) -> Option<usize> {
+        let entry = self.entries.get(e)?;
+        let q = entry.quoted?;
+        let n = entry.len + 2;
+        if masked_word(b, at, n.min(8)) != q[0] {
+            return None;
+        }
+        if n > 8 && masked_word(b, at + 8, n - 8) != q[1] {
+            return None;
+        }
+        // `masked_word` pads with zeros past the end of `b`: the key must fit.
+        (at + n <= b.len()).then_some(n)
     }
 
     /// The entry of an object key (decoded first when it has escapes).
@@ -1444,7 +1546,7 @@ fn exact_f64(n: Num) -> f64 {
 /// Appends one captured value (`None`: the path selected nothing) to a typed column, as
 /// the DOM path's `push_value` would for its `Value`: the common cases here, the others in
 /// [`push_leaf_general`].
-#[inline]
+#[inline(always)]
 fn push_leaf(
     col: &mut Column,
     f: &FieldSpec,
@@ -1899,6 +2001,49 @@ impl<'t> Sc<'t> {
         }
     }
 
+    /// At `{`: true when a member follows (cursor at its key's `"`), false for `{}`.
+    #[inline(always)]
+    fn obj_open(&mut self) -> R<bool> {
+        self.enter()?;
+        match self.peek() {
+            b'}' => {
+                self.pos += 1;
+                self.depth -= 1;
+                Ok(false)
+            }
+            b'"' => Ok(true),
+            _ => Err(Stop::Invalid),
+        }
+    }
+
+    /// After a member's value: true when another member follows (cursor at its key's
+    /// `"`), false at `}` (cursor after it).
+    #[inline(always)]
+    fn obj_more(&mut self) -> R<bool> {
+        if self.peek() <= b' ' {
+            self.ws();
+        }
+        match self.peek() {
+            b',' => {
+                self.pos += 1;
+                if self.peek() != b'"' {
+                    self.ws();
+                    if self.peek() != b'"' {
+                        return Err(Stop::Invalid);
+                    }
+                }
+                Ok(true)
+            }
+            b'}' => {
+                self.pos += 1;
+                self.depth -= 1;
+                Ok(false)
+            }
+            _ => Err(Stop::Invalid),
+        }
+    }
+
+    /// At a key's `"`: reads the key and the `:` after it (cursor at the value).
     #[inline(always)]
     fn key(&mut self) -> R<Key> {
         let start = self.pos + 1;
@@ -1908,6 +2053,13 @@ impl<'t> Sc<'t> {
             end: self.pos - 1,
             escaped,
         };
+        self.colon()?;
+        Ok(key)
+    }
+
+    /// After a key: the `:` and the whitespace around it (cursor at the value).
+    #[inline(always)]
+    fn colon(&mut self) -> R<()> {
         if self.peek() != b':' {
             self.ws();
             if self.peek() != b':' {
@@ -1918,7 +2070,7 @@ impl<'t> Sc<'t> {
         if self.peek() <= b' ' {
             self.ws();
         }
-        Ok(key)
+        Ok(())
     }
 
     /// The text of a key (decoded when it has escapes).

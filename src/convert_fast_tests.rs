@@ -1216,6 +1216,61 @@ fn hand_written_cases() {
     eprintln!("hand-written: {count} documents");
 }
 
+/// Flat rows compare each key with the one the previous row had at that place, quotes
+/// included (`Names::quoted_at`): keys that only look like it must still be read and looked
+/// up. Names of 1, 6, 14 (the longest compared this way) and 15 bytes.
+#[test]
+fn learned_key_order_is_only_a_guess() {
+    let r = rule(json!({"rows": "$[*]", "format": "table", "fields": [
+        {"name": "a", "path": "$.a", "type": "number"},
+        {"name": "b", "path": "$.bbbbbb"},
+        {"name": "c", "path": "$.cccccccccccccc", "type": "int"},
+        {"name": "d", "path": "$['ddddddddddddddd']"}]}));
+    let learned = r#"{"a": 1, "bbbbbb": "x", "cccccccccccccc": 2, "ddddddddddddddd": "y"}"#;
+    let rows = [
+        // Prefixes and extensions of the learned names.
+        r#"{"a2": 9, "bbbbb": "no", "ccccccccccccccc": 9, "dddddddddddddd": "no"}"#,
+        r#"{"": 9, "bbbbbbb": "no", "ccccccccccccc": 9, "dddddddddddddddd": "no"}"#,
+        // The learned names written with escapes, or with whitespace before the colon.
+        r#"{"\u0061": 3, "bbbbb\u0062": "e", "cccccccccccccc" : 4, "ddddddddddddddd"
+            : "f"}"#,
+        // Another order, a repeated key (the last value wins), a missing one.
+        r#"{"ddddddddddddddd": "g", "a": 5, "a": 6, "cccccccccccccc": 7}"#,
+        // Keys with a quote or a backslash right after the learned name.
+        r#"{"a\"": 9, "bbbbbb\\": "no", "cccccccccccccc\"": 9}"#,
+    ];
+    let body = format!("[{learned}, {}, {learned}]", rows.join(", "));
+    let out: String = check_text(&r, &body)
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    for want in [
+        "Some(3.0,)",
+        "Some(\"e\",)",
+        "Some(4,)",
+        "Some(\"f\",)",
+        "Some(6.0,)",
+        "Some(7,)",
+    ] {
+        assert!(out.contains(want), "{want} missing in {out}");
+    }
+    assert!(
+        !out.contains("Some(\"no\",)") && !out.contains("Some(9"),
+        "{out}"
+    );
+    // A body that ends inside a learned key, or right after it.
+    for cut in [learned.len() + 4, learned.len() + 6, learned.len() + 7] {
+        let body = format!("[{learned}, {learned}]");
+        check_text(&r, &body[..cut]);
+    }
+    // One row per learned-order change, many rows: the columns were reserved after the
+    // first row (`reserve_rows`) and must hold every row.
+    let many: Vec<&str> = (0..2_000)
+        .map(|i| if i % 3 == 0 { learned } else { rows[i % 5] })
+        .collect();
+    check_text(&r, &format!("[{}]", many.join(",")));
+}
+
 #[test]
 fn ineligible_rules_give_none() {
     let fields = json!([{"name": "v", "path": "$.v", "type": "number"}]);

@@ -75,6 +75,13 @@ impl Strings {
         }
     }
 
+    /// Makes room for `cells` more cells of `bytes` more bytes in total.
+    pub fn reserve(&mut self, cells: usize, bytes: usize) {
+        self.data.reserve(bytes);
+        self.ends.reserve(cells);
+        self.valid.reserve(cells);
+    }
+
     /// Appends a value.
     #[inline]
     pub fn push_str(&mut self, s: &str) {
@@ -239,6 +246,20 @@ impl Column {
     /// True when any cell is null.
     pub fn has_nulls(&self) -> bool {
         each_vec_column!(self, v => v.iter().any(Option::is_none), s => s.null_count() > 0)
+    }
+
+    /// Makes room for `rows` more rows; a string or JSON column also for as many bytes
+    /// per row as its cells hold on average so far.
+    pub fn reserve(&mut self, rows: usize) {
+        match self {
+            Column::Time(v) | Column::Int(v) => v.reserve(rows),
+            Column::Number(v) => v.reserve(rows),
+            Column::Bool(v) => v.reserve(rows),
+            Column::String(s) | Column::Json(s) => {
+                let per_cell = s.byte_len().div_ceil(s.len().max(1));
+                s.reserve(rows, rows.saturating_mul(per_cell));
+            }
+        }
     }
 
     /// An empty column of the same kind.
@@ -582,6 +603,26 @@ mod tests {
             ],
             ..Frame::default()
         }
+    }
+
+    #[test]
+    fn reserve_makes_room_and_keeps_cells() {
+        let mut s = Column::String(Strings::from(vec![Some("abcd"), None]));
+        s.reserve(100);
+        let Column::String(inner) = &s else {
+            panic!("kind changed")
+        };
+        assert!(inner.ends.capacity() >= 102 && inner.valid.capacity() >= 102);
+        // Two bytes per cell on average so far: 200 more bytes.
+        assert!(inner.data.capacity() >= 204, "{}", inner.data.capacity());
+        assert_eq!(inner.iter().collect::<Vec<_>>(), [Some("abcd"), None]);
+        let mut t = Column::Time(vec![Some(1), None]);
+        t.reserve(10);
+        let Column::Time(v) = &t else {
+            panic!("kind changed")
+        };
+        assert!(v.capacity() >= 12);
+        assert_eq!(v, &[Some(1), None]);
     }
 
     #[test]
