@@ -19,6 +19,9 @@ use restbridge::frame::Frame;
 use restbridge::rule::{compile_standalone, Rule};
 use serde_json::{json, Value};
 
+#[path = "common/rows.rs"]
+mod rows;
+
 /// A deterministic document: `rows` objects × 10 fields; about 250 bytes per row.
 fn document(rows: usize) -> Vec<u8> {
     let mut seed: u64 = 0x1234_5678;
@@ -98,41 +101,30 @@ fn rule() -> Rule {
         {"name": "latency", "path": "$['latency_ms']", "type": "number"},
         {"name": "message", "path": "$.message"}
     ]}});
-    match compile_standalone(&raw) {
-        Ok(r) => r,
-        Err(e) => panic!("bench rule: {e}"),
-    }
+    compile(raw)
 }
 
 /// The body and rule of `grpc_load`'s `cold` scenario: 1,000 objects
 /// `{"time": RFC 3339, "value": number, "host": string}` read as a table.
 fn cold_body() -> (Vec<u8>, Rule) {
-    let mut s = String::from("[");
-    for i in 0..1000i64 {
-        if i > 0 {
-            s.push(',');
-        }
-        let t = jiff::Timestamp::from_second(1_704_067_200 + i * 15)
-            .map(|t| t.to_string())
-            .unwrap_or_default();
-        s.push_str(&format!(
-            r#"{{"time":"{t}","value":{},"host":"host-{}"}}"#,
-            i as f64 * 0.25,
-            i % 16
-        ));
-    }
-    s.push(']');
-    let raw = json!({"id": "rows", "request": {"url": "/rows"}, "response": {
-    "rows": "$[*]",
-    "format": "table",
-    "fields": [
-        {"name": "time", "path": "$.time", "type": "time"},
-        {"name": "value", "path": "$.value", "type": "number"},
-        {"name": "host", "path": "$.host", "type": "string"}
-    ]}});
+    let rule = compile(
+        json!({"id": "rows", "request": {"url": "/rows"}, "response": {
+        "rows": "$[*]",
+        "format": "table",
+        "fields": [
+            {"name": "time", "path": "$.time", "type": "time"},
+            {"name": "value", "path": "$.value", "type": "number"},
+            {"name": "host", "path": "$.host", "type": "string"}
+        ]}}),
+    );
+    (rows::rows_json(1000).into_bytes(), rule)
+}
+
+/// A bench rule, compiled (a bench with a broken rule stops here).
+fn compile(raw: Value) -> Rule {
     match compile_standalone(&raw) {
-        Ok(r) => (s.into_bytes(), r),
-        Err(e) => panic!("cold rule: {e}"),
+        Ok(r) => r,
+        Err(e) => panic!("bench rule: {e}"),
     }
 }
 

@@ -51,10 +51,6 @@ use restbridge::pb::pluginv2::{self, DataSourceInstanceSettings, PluginContext};
 use serde_json::{json, Value};
 use tonic::transport::{Channel, Endpoint};
 
-/// First timestamp of the generated rows (2024-01-01T00:00:00Z), seconds.
-const BASE_EPOCH_S: i64 = 1_704_067_200;
-/// Seconds between generated rows.
-const STEP_S: i64 = 15;
 /// Upper bound of any single RPC.
 const RPC_TIMEOUT: Duration = Duration::from_secs(30);
 /// The issue's targets.
@@ -63,8 +59,12 @@ const TARGET_HIT_CPU_US: f64 = 50.0;
 const TARGET_COLD_CPU_US: f64 = 300.0;
 const TARGET_RSS_HEADROOM: u64 = 60 << 20;
 
+#[path = "common/rows.rs"]
+mod rows;
 #[path = "grpc_load/soak.rs"]
 mod soak;
+
+use rows::{BASE_EPOCH_S, STEP_S};
 
 // ---------------------------------------------------------------------------------------
 // Options
@@ -628,25 +628,9 @@ async fn serve(
     Ok(resp)
 }
 
-/// A JSON array of `rows` objects `{time RFC 3339, value number, host string}`.
+/// [`rows::rows_json`] as the stub's body.
 fn rows_body(rows: usize) -> Bytes {
-    let mut s = String::with_capacity(rows * 64 + 2);
-    s.push('[');
-    for i in 0..rows {
-        if i > 0 {
-            s.push(',');
-        }
-        let t = jiff::Timestamp::from_second(BASE_EPOCH_S + i as i64 * STEP_S)
-            .map(|t| t.to_string())
-            .unwrap_or_default();
-        s.push_str(&format!(
-            r#"{{"time":"{t}","value":{},"host":"host-{}"}}"#,
-            i as f64 * 0.25,
-            i % 16
-        ));
-    }
-    s.push(']');
-    Bytes::from(s)
+    Bytes::from(rows::rows_json(rows))
 }
 
 /// The number of rows whose body is at least `kb` KiB.

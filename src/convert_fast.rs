@@ -1963,41 +1963,20 @@ impl<'t> Sc<'t> {
     /// At `{`: the first key (cursor at its value), or `None` for `{}`.
     #[inline(always)]
     fn obj_first(&mut self) -> R<Option<Key>> {
-        self.enter()?;
-        match self.peek() {
-            b'}' => {
-                self.pos += 1;
-                self.depth -= 1;
-                Ok(None)
-            }
-            b'"' => self.key().map(Some),
-            _ => Err(Stop::Invalid),
+        if self.obj_open()? {
+            self.key().map(Some)
+        } else {
+            Ok(None)
         }
     }
 
     /// After a member's value: the next key, or `None` at `}`.
     #[inline(always)]
     fn obj_next(&mut self) -> R<Option<Key>> {
-        if self.peek() <= b' ' {
-            self.ws();
-        }
-        match self.peek() {
-            b',' => {
-                self.pos += 1;
-                if self.peek() != b'"' {
-                    self.ws();
-                    if self.peek() != b'"' {
-                        return Err(Stop::Invalid);
-                    }
-                }
-                self.key().map(Some)
-            }
-            b'}' => {
-                self.pos += 1;
-                self.depth -= 1;
-                Ok(None)
-            }
-            _ => Err(Stop::Invalid),
+        if self.obj_more()? {
+            self.key().map(Some)
+        } else {
+            Ok(None)
         }
     }
 
