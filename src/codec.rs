@@ -7,12 +7,22 @@
 //! reallocations (and a 50 MB frame through a dozen), each touching fresh pages. One
 //! `reserve(encoded_len)` makes it a single allocation and a single copy of the frame bytes
 //! (docs/benchmarks-load.md, "Where a hit's CPU goes").
+//!
+//! The decoder of a `QueryDataResponse` (the client side: the load tool, tests) starts its
+//! receive buffer at [`RESPONSE_DECODE_BUFFER`] instead of tonic's 8 KiB, so that a typical
+//! answer is not copied through buffer growth as its HTTP/2 DATA frames arrive. Requests
+//! (the plugin's side) keep tonic's default.
 
+use std::any::TypeId;
 use std::marker::PhantomData;
 
 use prost::Message;
 use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::Status;
+
+/// Initial receive buffer of a `QueryDataResponse` decoder, bytes (tonic's default is 8 KiB).
+/// A larger answer still grows the buffer, as before.
+pub const RESPONSE_DECODE_BUFFER: usize = 64 << 10;
 
 /// A [`Codec`] for `application/grpc+proto` with prost messages: encodes `T`, decodes `U`.
 #[derive(Debug)]
@@ -79,7 +89,7 @@ impl<T: Message> Encoder for ExactEncoder<T> {
 #[derive(Debug)]
 pub struct PlainDecoder<U>(PhantomData<fn() -> U>);
 
-impl<U: Message + Default> Decoder for PlainDecoder<U> {
+impl<U: Message + Default + 'static> Decoder for PlainDecoder<U> {
     type Item = U;
     type Error = Status;
 
@@ -90,7 +100,12 @@ impl<U: Message + Default> Decoder for PlainDecoder<U> {
     }
 
     fn buffer_settings(&self) -> BufferSettings {
-        BufferSettings::default()
+        if TypeId::of::<U>() == TypeId::of::<crate::pb::pluginv2::QueryDataResponse>() {
+            // The yield threshold only matters when encoding: tonic's default, 32 KiB.
+            BufferSettings::new(RESPONSE_DECODE_BUFFER, 32 << 10)
+        } else {
+            BufferSettings::default()
+        }
     }
 }
 

@@ -76,7 +76,15 @@ pub struct Instance {
     fixed_headers: Vec<(String, String)>,
     /// API key sent as a query parameter: (name, value).
     query_key: Option<(String, String)>,
+    /// Parsed request URLs by their rendered parts (see `build_url`), so that repeated
+    /// queries, answer-cache hits above all, skip URL parsing. At most [`URL_MEMO_ENTRIES`];
+    /// emptied when full.
+    url_memo: Mutex<HashMap<String, reqwest::Url>>,
 }
+
+/// Most URLs one compiled datasource remembers parsed (`Instance::render`): ~100–300 bytes
+/// each, so at most a few hundred KiB per datasource version.
+pub const URL_MEMO_ENTRIES: usize = 1024;
 
 /// The inputs of one render: params and the query's time range.
 #[derive(Debug, Clone)]
@@ -442,6 +450,7 @@ impl Instance {
             },
             fixed_headers,
             query_key,
+            url_memo: Mutex::default(),
         })
     }
 
@@ -618,6 +627,13 @@ impl Instance {
         ))
     }
 
+    /// The request URL of `rule`: the rendered `request.url` (absolute, or appended to the
+    /// base URL), host-checked, with the rendered `request.query` pairs and the API-key query
+    /// parameter (masked when `masked`).
+    ///
+    /// The result is a pure function of this instance and the rendered strings, so it is
+    /// remembered by them (`url_memo`): a repeated query renders its templates but does not
+    /// parse the URL again. Errors are never remembered.
     fn build_url(
         &self,
         rule: &Rule,
@@ -628,6 +644,29 @@ impl Instance {
             .url
             .render(ctx, Position::PathSegment)
             .map_err(|e| e.to_string())?;
+        let mut query = Vec::with_capacity(rule.query.iter().map(|(_, v)| v.len()).sum());
+        for (k, values) in &rule.query {
+            for t in values {
+                let v = t
+                    .render(ctx, Position::Query)
+                    .map_err(|e| format!("query '{k}': {e}"))?;
+                query.push((k.as_str(), v));
+            }
+        }
+        // Length-prefixed parts: no two different renderings share a key.
+        let mut key = String::with_capacity(
+            rendered.len() + query.iter().map(|(_, v)| v.len() + 8).sum::<usize>() + 8,
+        );
+        key.push(if masked { 'm' } else { 'r' });
+        for part in std::iter::once(rendered.as_str()).chain(query.iter().map(|(_, v)| v.as_str()))
+        {
+            key.push_str(&part.len().to_string());
+            key.push(':');
+            key.push_str(part);
+        }
+        if let Some(url) = self.url_memo.lock().ok().and_then(|m| m.get(&key).cloned()) {
+            return Ok(url);
+        }
         let lower = rendered.to_ascii_lowercase();
         let mut url = if lower.starts_with("http://") || lower.starts_with("https://") {
             reqwest::Url::parse(&rendered)
@@ -652,13 +691,8 @@ impl Instance {
         }
         {
             let mut pairs = url.query_pairs_mut();
-            for (k, values) in &rule.query {
-                for t in values {
-                    let v = t
-                        .render(ctx, Position::Query)
-                        .map_err(|e| format!("query '{k}': {e}"))?;
-                    pairs.append_pair(k, &v);
-                }
+            for (k, v) in &query {
+                pairs.append_pair(k, v);
             }
             if let Some((name, value)) = &self.query_key {
                 pairs.append_pair(name, if masked { MASK } else { value });
@@ -666,6 +700,12 @@ impl Instance {
         }
         if url.query() == Some("") {
             url.set_query(None);
+        }
+        if let Ok(mut memo) = self.url_memo.lock() {
+            if memo.len() >= URL_MEMO_ENTRIES {
+                memo.clear();
+            }
+            memo.insert(key, url.clone());
         }
         Ok(url)
     }
@@ -872,6 +912,80 @@ mod tests {
             "http://127.0.0.1:9/api/items/a%20b%2Fc?k=***&q=a+b%2Fc"
         );
         assert_eq!(inst.mask(req.url.as_str()), masked);
+    }
+
+    #[test]
+    fn remembered_urls_are_the_urls_parsing_gives() {
+        let rules = serde_json::json!({"allowedHosts": ["127.0.0.1:10"], "rules": [{
+            "id": "r", "request": {"url": "/items/${p}", "query": {"q": "${q}", "z": "${__secure.token}"}},
+            "params": [{"name": "p"}, {"name": "q"}],
+            "response": {"fields": [{"name": "x", "path": "$.x"}]}
+        }, {
+            "id": "abs", "request": {"url": "http://127.0.0.1:10/x/${p}", "query": {"q": "${q}", "z": "${__secure.token}"}},
+            "params": [{"name": "p"}, {"name": "q"}],
+            "response": {"fields": [{"name": "x", "path": "$.x"}]}
+        }, {
+            "id": "far", "request": {"url": "http://127.0.0.2:10/x/${p}", "query": {"q": "${q}"}},
+            "params": [{"name": "p"}, {"name": "q"}],
+            "response": {"fields": [{"name": "x", "path": "$.x"}]}
+        }]});
+        let inst = Instance::compile(&settings(rules.clone())).unwrap();
+        let render = |inst: &Instance, id: &str, p: &str, q: &str| {
+            let rule = &inst.rules[id];
+            let mut given = serde_json::Map::new();
+            given.insert("p".into(), p.into());
+            given.insert("q".into(), q.into());
+            let params = rule.resolve_params(&given).unwrap();
+            let input = RenderInput {
+                params: &params,
+                from_ms: 0,
+                to_ms: 0,
+                interval_ms: 0,
+                max_data_points: 0,
+            };
+            inst.render(rule, &input)
+                .map(|(req, masked)| (req.url.to_string(), masked))
+        };
+        // Parts whose concatenations are equal (URL and `q` are adjacent parts), masked and real URLs, an absolute URL.
+        let cases = [
+            ("r", "ab", "c"),
+            ("r", "a", "bc"),
+            ("r", "a", "b:c"),
+            ("r", "a:1", "b"),
+            ("abs", "a", "bc"),
+            ("r", "ü", "€"),
+        ];
+        let mut seen = Vec::new();
+        for round in 0..3 {
+            for (base, p, q) in cases {
+                let got = render(&inst, base, p, q).unwrap();
+                let fresh = Instance::compile(&settings(rules.clone())).unwrap();
+                assert_eq!(
+                    got,
+                    render(&fresh, base, p, q).unwrap(),
+                    "round {round}: {p} {q}"
+                );
+                assert!(got.1.contains("z=***") && !got.1.contains("s3cr3t"));
+                if round == 0 {
+                    assert!(!seen.contains(&got.0), "{got:?} twice");
+                    seen.push(got.0);
+                }
+            }
+        }
+        // A refused host is refused every time (errors are not remembered)...
+        for _ in 0..2 {
+            let e = render(&inst, "far", "a", "b").unwrap_err();
+            assert!(e.contains("neither the datasource host"), "{e}");
+        }
+        // ...and the memory stays bounded while answers stay right.
+        for i in 0..URL_MEMO_ENTRIES + 10 {
+            let (url, _) = render(&inst, "r", &i.to_string(), "x").unwrap();
+            assert_eq!(
+                url,
+                format!("http://127.0.0.1:9/api/items/{i}?q=x&z=s3cr3t%2F%26x")
+            );
+        }
+        assert!(inst.url_memo.lock().unwrap().len() <= URL_MEMO_ENTRIES);
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub mod error;
 pub mod fetch;
 pub mod frame;
 pub mod handshake;
+pub mod heap;
 pub mod instance;
 pub mod jsonpath;
 pub mod logging;

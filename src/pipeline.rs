@@ -94,16 +94,31 @@ pub struct QueryModel {
 /// [`QueryError::BadQuery`] naming what is wrong: invalid JSON, not an object, no rule,
 /// `params` not an object.
 pub fn parse_model(json: &[u8]) -> Result<QueryModel, QueryError> {
-    let v: Value = if json.trim_ascii().is_empty() {
-        Value::Object(serde_json::Map::new())
-    } else {
-        serde_json::from_slice(json)
-            .map_err(|e| QueryError::BadQuery(format!("query JSON is invalid: {e}")))?
+    /// The two members RestBridge reads. Grafana's own members of the query model (refId,
+    /// datasource, hide, …) are skipped without being built.
+    #[derive(serde::Deserialize)]
+    struct Members {
+        #[serde(default)]
+        rule: Option<Value>,
+        #[serde(default)]
+        params: Option<Value>,
+    }
+    let invalid =
+        |e: serde_json::Error| QueryError::BadQuery(format!("query JSON is invalid: {e}"));
+    let text = json.trim_ascii();
+    let (rule, params) = match text.first() {
+        None => (None, None),
+        Some(b'{') => {
+            let m: Members = serde_json::from_slice(text).map_err(invalid)?;
+            (m.rule, m.params)
+        }
+        // Not an object: the same "invalid" message for bad JSON as for an object.
+        Some(_) => {
+            serde_json::from_slice::<serde::de::IgnoredAny>(text).map_err(invalid)?;
+            return Err(QueryError::BadQuery("query JSON must be an object".into()));
+        }
     };
-    let Value::Object(mut obj) = v else {
-        return Err(QueryError::BadQuery("query JSON must be an object".into()));
-    };
-    let rule = match obj.remove("rule") {
+    let rule = match rule {
         Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_owned(),
         Some(Value::String(_)) | None | Some(Value::Null) => {
             return Err(QueryError::BadQuery(
@@ -112,7 +127,7 @@ pub fn parse_model(json: &[u8]) -> Result<QueryModel, QueryError> {
         }
         Some(_) => return Err(QueryError::BadQuery("\"rule\" must be a string".into())),
     };
-    let params = match obj.remove("params") {
+    let params = match params {
         None | Some(Value::Null) => serde_json::Map::new(),
         Some(Value::Object(m)) => m,
         Some(_) => return Err(QueryError::BadQuery("\"params\" must be an object".into())),
@@ -890,12 +905,52 @@ mod tests {
 
     #[test]
     fn query_model_errors() {
-        assert!(parse_model(b"{}").is_err());
-        assert!(parse_model(b"[]").is_err());
-        assert!(parse_model(br#"{"rule": 1}"#).is_err());
-        assert!(parse_model(br#"{"rule": "a", "params": []}"#).is_err());
-        let m = parse_model(br#"{"rule": "a", "params": {"x": "1"}, "refId": "A"}"#).unwrap();
+        let msg = |json: &[u8]| match parse_model(json) {
+            Err(QueryError::BadQuery(m)) => m,
+            other => panic!(
+                "{:?}: expected a bad-query error, got {other:?}",
+                String::from_utf8_lossy(json)
+            ),
+        };
+        for no_rule in [
+            &b""[..],
+            b"  ",
+            b"{}",
+            br#"{"rule": null}"#,
+            br#"{"rule": "  "}"#,
+        ] {
+            assert!(msg(no_rule).contains("does not name a rule"), "{no_rule:?}");
+        }
+        for not_object in [&b"[]"[..], b"\"rows\"", b" 1", b"null"] {
+            assert_eq!(msg(not_object), "query JSON must be an object");
+        }
+        for invalid in [
+            &b"{"[..],
+            b"[",
+            br#"{"rule": "a",}"#,
+            b"nul",
+            br#"{"rule": "a"} x"#,
+        ] {
+            assert!(
+                msg(invalid).starts_with("query JSON is invalid: "),
+                "{invalid:?}"
+            );
+        }
+        assert_eq!(msg(br#"{"rule": 1}"#), "\"rule\" must be a string");
+        assert_eq!(
+            msg(br#"{"rule": "a", "params": []}"#),
+            "\"params\" must be an object"
+        );
+        // Grafana's own members, of any type, are skipped; null params mean none.
+        let m = parse_model(
+            br#" {"refId": "A", "datasource": {"uid": "x", "type": "t"}, "hide": false,
+                 "rule": " a ", "params": {"x": "1", "n": 2}, "extra": [1, {"rule": "no"}]} "#,
+        )
+        .unwrap();
         assert_eq!(m.rule, "a");
         assert_eq!(m.params["x"], "1");
+        assert_eq!(m.params["n"], 2);
+        let m = parse_model(br#"{"params": null, "rule": "b"}"#).unwrap();
+        assert_eq!((m.rule.as_str(), m.params.len()), ("b", 0));
     }
 }

@@ -15,8 +15,11 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_millis(700);
 
 /// Runs the plugin process until Grafana stops it. Writes only the handshake line to stdout.
 pub fn main() -> ExitCode {
+    // Before any thread exists, so that every malloc arena starts with these thresholds.
+    let heap = crate::heap::tune();
     crate::logging::init("info");
     crate::logging::install_panic_hook();
+    tracing::debug!(?heap, "malloc thresholds");
     let versions = std::env::var("PLUGIN_PROTOCOL_VERSIONS").ok();
     if let Err(e) = check_protocol_versions(versions.as_deref()) {
         tracing::error!(error = %e, "Incompatible plugin host.");

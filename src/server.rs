@@ -165,6 +165,23 @@ impl pluginv2::data_server::Data for Plugin {
         let mut req = request.into_inner();
         let ctx = RequestContext::with_headers(deadline, &req.headers);
         let settings = settings_from_pb_owned(req.plugin_context.take()).map(Arc::new);
+        if req.queries.len() == 1 {
+            // One query (a panel's usual call, every alert rule's): run it in this handler
+            // instead of a task of its own. Dropping the handler (Grafana cancelled) drops
+            // it, and a panic is caught here, so it still becomes this refId's 500.
+            if let Some(q) = req.queries.pop() {
+                use futures_util::FutureExt;
+                let query = query_from_pb(q);
+                let ref_id = query.ref_id.clone();
+                let run = answer(self.instances.clone(), settings, query, ctx);
+                let resp = match std::panic::AssertUnwindSafe(run).catch_unwind().await {
+                    Ok(r) => r,
+                    Err(_) => failed_task(&ref_id, true),
+                };
+                let responses = HashMap::from([(ref_id, resp)]);
+                return Ok(Response::new(pluginv2::QueryDataResponse { responses }));
+            }
+        }
         let limit = Arc::new(Semaphore::new(QUERY_CONCURRENCY));
         let mut tasks = Vec::with_capacity(req.queries.len());
         for q in req.queries {
@@ -187,15 +204,7 @@ impl pluginv2::data_server::Data for Plugin {
         for (ref_id, handle) in tasks {
             let resp = match handle.await {
                 Ok(r) => r,
-                Err(e) => {
-                    let why = if e.is_panic() {
-                        "the query panicked (a bug in RestBridge; the process keeps serving)"
-                    } else {
-                        "the query task was cancelled"
-                    };
-                    tracing::error!(ref_id = %ref_id, "Query task failed: {why}.");
-                    error_response(&QueryError::Internal(why.to_owned()))
-                }
+                Err(e) => failed_task(&ref_id, e.is_panic()),
             };
             responses.insert(ref_id, resp);
         }
@@ -214,6 +223,18 @@ impl pluginv2::data_server::Data for Plugin {
             "QueryChunkedData is not implemented; use QueryData",
         ))
     }
+}
+
+/// The answer of a query that panicked (or whose task was cancelled): a 500 for its refId,
+/// logged; the other refIds and the process are unaffected.
+fn failed_task(ref_id: &str, panicked: bool) -> pluginv2::DataResponse {
+    let why = if panicked {
+        "the query panicked (a bug in RestBridge; the process keeps serving)"
+    } else {
+        "the query task was cancelled"
+    };
+    tracing::error!(ref_id = %ref_id, "Query task failed: {why}.");
+    error_response(&QueryError::Internal(why.to_owned()))
 }
 
 /// Aborts the tasks it holds when dropped (finished tasks are unaffected).

@@ -425,6 +425,20 @@ async fn a_panic_inside_a_query_is_that_refids_500_and_the_process_keeps_serving
     assert_eq!(boom.error_source, "plugin");
     assert!(boom.error.contains("panicked"), "{}", boom.error);
     assert_eq!(resp.responses["OK"].status, 200);
+    // A call with one query runs it without a task of its own: the same 500.
+    let single = p
+        .data()
+        .query_data(pluginv2::QueryDataRequest {
+            plugin_context: Some(ctx.clone()),
+            queries: vec![query("ALONE", "__panic__", json!({}), T0, T0)],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let alone = &single.responses["ALONE"];
+    assert_eq!((alone.status, alone.error_source.as_str()), (500, "plugin"));
+    assert!(alone.error.contains("panicked"), "{}", alone.error);
     // Still serving afterwards, and the panic was reported on stderr as go-plugin expects.
     let again = p
         .data()
