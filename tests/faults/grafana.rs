@@ -429,13 +429,18 @@ async fn thousand_queries_in_one_request() {
     );
     let ctx = fx.ctx("thousand", &server.url(), &jd, 1);
     let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    // Nested 100,000 deep: the whole model (not an object) or inside `params` (read, so
+    // serde_json's recursion limit stops it).
+    let deep_params = format!(r#"{{"rule": "item", "params": {{"n": {deep}}}}}"#);
     let queries: Vec<pluginv2::DataQuery> = (0..1000)
         .map(|i| {
             let id = format!("q{i:04}");
             match i % 20 {
                 0 => q(&id, "nope", json!({})),
                 1 => pluginv2::DataQuery {
-                    json: deep.clone().into_bytes(),
+                    json: if i % 40 == 1 { &deep } else { &deep_params }
+                        .clone()
+                        .into_bytes(),
                     ..q(&id, "item", json!({}))
                 },
                 _ => q(&id, "item", json!({"n": i.to_string()})),
@@ -467,6 +472,9 @@ async fn thousand_queries_in_one_request() {
                     "downstream",
                     &["unknown rule 'nope' (known rules: item, normal)"],
                 );
+            }
+            1 if i % 40 == 1 => {
+                expect_err(&id, r, 400, "downstream", &["query JSON must be an object"]);
             }
             1 => {
                 expect_err(
