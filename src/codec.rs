@@ -6,7 +6,10 @@
 //! `QueryDataResponse` carrying a 28 KB Arrow frame was copied through 8 → 16 → 32 → 64 KiB
 //! reallocations (and a 50 MB frame through a dozen), each touching fresh pages. One
 //! `reserve(encoded_len)` makes it a single allocation and a single copy of the frame bytes
-//! (docs/benchmarks-load.md, "Where a hit's CPU goes").
+//! (docs/benchmarks-load.md, "Where a hit's CPU goes"). The plugin's QueryData answers no
+//! longer pass through this encoder: `crate::grpc_data` writes them as chunks without
+//! copying the frames; the other services' messages, and every message a client built from
+//! this crate sends, still do.
 //!
 //! The decoder of a `QueryDataResponse` (the client side: the load tool, tests) starts its
 //! receive buffer at [`RESPONSE_DECODE_BUFFER`] instead of tonic's 8 KiB, so that a typical

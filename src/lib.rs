@@ -23,6 +23,7 @@ pub mod demo;
 pub mod error;
 pub mod fetch;
 pub mod frame;
+pub mod grpc_data;
 pub mod handshake;
 pub mod heap;
 pub mod instance;

@@ -439,6 +439,7 @@ pub async fn serve(
         .max_decoding_message_size(MAX_REQUEST_BYTES);
     let resource = pluginv2::resource_server::ResourceServer::new(plugin.clone())
         .max_decoding_message_size(MAX_REQUEST_BYTES);
+    let data = crate::grpc_data::DataService::new(data, plugin.clone());
     let controller = goplugin::grpc_controller_server::GrpcControllerServer::new(plugin);
     let router = tonic::transport::Server::builder()
         .add_service(health_service)

@@ -455,3 +455,103 @@ async fn a_panic_inside_a_query_is_that_refids_500_and_the_process_keeps_serving
     let lines = p.stderr_lines();
     assert!(lines.iter().any(|l| l.starts_with("panic: ")), "{lines:?}");
 }
+
+/// Sends a raw HTTP/2 request to QueryData (body bytes as given) and returns the gRPC status
+/// code and message, from the headers (trailers-only) or the trailers.
+async fn raw_query_data(
+    p: &PluginProcess,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> (i32, String) {
+    use http_body_util::BodyExt;
+    use tonic::codegen::Service;
+    let mut channel = p.channel.clone();
+    let mut req = http::Request::builder()
+        .method("POST")
+        .uri("http://plugin/pluginv2.Data/QueryData")
+        .header("content-type", "application/grpc")
+        .header("te", "trailers");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req
+        .body(tonic::body::Body::new(http_body_util::Full::new(
+            bytes::Bytes::from(body),
+        )))
+        .unwrap();
+    std::future::poll_fn(|cx| channel.poll_ready(cx))
+        .await
+        .unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(10), channel.call(req))
+        .await
+        .expect("answered in time")
+        .expect("an HTTP/2 response");
+    assert_eq!(resp.status(), 200);
+    let (parts, body) = resp.into_parts();
+    let collected = body.collect().await.unwrap();
+    let trailers = collected.trailers().cloned().unwrap_or_default();
+    let get = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .or_else(|| trailers.get(name))
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    let code = get("grpc-status").expect("a grpc-status").parse().unwrap();
+    let message = get("grpc-message").unwrap_or_default();
+    let message = percent_encoding::percent_decode_str(&message)
+        .decode_utf8_lossy()
+        .into_owned();
+    (code, message)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_grpc_messages_get_grpc_errors_and_the_process_keeps_serving() {
+    let upstream = stub().await;
+    let p = PluginProcess::spawn(&[]).await;
+    let framed = |flag: u8, len: u32, msg: &[u8]| {
+        let mut v = vec![flag];
+        v.extend_from_slice(&len.to_be_bytes());
+        v.extend_from_slice(msg);
+        v
+    };
+    // QueryData's own decoding (src/grpc_data.rs): INTERNAL, as tonic's decoder answers.
+    for (body, why) in [
+        (
+            framed(1, 3, b"abc"),
+            "compressed message without a grpc-encoding",
+        ),
+        (framed(0, 9, b"abc"), "one 9-byte message carries 3 bytes"),
+        (framed(0, 1, b"abc"), "one 1-byte message carries 3 bytes"),
+        (vec![0, 0], "carries no message"),
+        (framed(0, 2, &[0xff, 0xff]), ""),
+    ] {
+        let (code, message) = raw_query_data(&p, &[], body).await;
+        assert_eq!(code, tonic::Code::Internal as i32, "{why}: {message}");
+        assert!(message.contains(why), "{why}: {message}");
+    }
+    // A compressed request goes to tonic's generated server, which supports no compression.
+    let (code, message) =
+        raw_query_data(&p, &[("grpc-encoding", "gzip")], framed(1, 3, b"abc")).await;
+    assert_eq!(code, tonic::Code::Unimplemented as i32, "{message}");
+    // An empty QueryDataRequest is a valid message: no queries, no answers.
+    let (code, message) = raw_query_data(&p, &[], framed(0, 0, b"")).await;
+    assert_eq!(code, 0, "{message}");
+    // And the process keeps serving.
+    let ctx = context("ds1", &upstream.url(), &rules_json(), &[], 1);
+    let resp = p
+        .data()
+        .query_data(pluginv2::QueryDataRequest {
+            plugin_context: Some(ctx),
+            queries: vec![query("A", "table", json!({}), T0, T0)],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        resp.responses["A"].status, 200,
+        "{}",
+        resp.responses["A"].error
+    );
+}
