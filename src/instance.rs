@@ -884,14 +884,23 @@ mod tests {
     fn render_defaults(inst: &Instance, id: &str) -> (HttpRequest, String) {
         let rule = &inst.rules[id];
         let params = rule.resolve_params(&serde_json::Map::new()).unwrap();
+        render_at_zero(inst, rule, &params).unwrap()
+    }
+
+    /// Renders `rule` with resolved `params` and a zero time range.
+    fn render_at_zero(
+        inst: &Instance,
+        rule: &Rule,
+        params: &HashMap<String, String>,
+    ) -> Result<(HttpRequest, String), String> {
         let input = RenderInput {
-            params: &params,
+            params,
             from_ms: 0,
             to_ms: 0,
             interval_ms: 0,
             max_data_points: 0,
         };
-        inst.render(rule, &input).unwrap()
+        inst.render(rule, &input)
     }
 
     #[test]
@@ -936,17 +945,10 @@ mod tests {
             given.insert("p".into(), p.into());
             given.insert("q".into(), q.into());
             let params = rule.resolve_params(&given).unwrap();
-            let input = RenderInput {
-                params: &params,
-                from_ms: 0,
-                to_ms: 0,
-                interval_ms: 0,
-                max_data_points: 0,
-            };
-            inst.render(rule, &input)
-                .map(|(req, masked)| (req.url.to_string(), masked))
+            render_at_zero(inst, rule, &params).map(|(req, masked)| (req.url.to_string(), masked))
         };
-        // Parts whose concatenations are equal (URL and `q` are adjacent parts), masked and real URLs, an absolute URL.
+        // Parts whose concatenations are equal (URL and `q` are adjacent parts), masked and
+        // real URLs, an absolute URL.
         let cases = [
             ("r", "ab", "c"),
             ("r", "a", "bc"),
@@ -1018,15 +1020,7 @@ mod tests {
         let rule = &inst.rules["r"];
         let render = |v: &str| {
             let params: HashMap<String, String> = [("name".to_owned(), v.to_owned())].into();
-            let input = RenderInput {
-                params: &params,
-                from_ms: 0,
-                to_ms: 0,
-                interval_ms: 0,
-                max_data_points: 0,
-            };
-            inst.render(rule, &input)
-                .map(|(req, _)| req.url.path().to_owned())
+            render_at_zero(&inst, rule, &params).map(|(req, _)| req.url.path().to_owned())
         };
         for bad in ["..", "."] {
             let err = render(bad).unwrap_err();
@@ -1045,16 +1039,7 @@ mod tests {
             "response": {"fields": [{"name": "x", "path": "$.x"}]}
         }]})))
         .unwrap();
-        let rule = &inst.rules["r"];
-        let params = HashMap::new();
-        let input = RenderInput {
-            params: &params,
-            from_ms: 0,
-            to_ms: 0,
-            interval_ms: 0,
-            max_data_points: 0,
-        };
-        let err = inst.render(rule, &input).unwrap_err();
+        let err = render_at_zero(&inst, &inst.rules["r"], &HashMap::new()).unwrap_err();
         assert!(err.contains("evil.example:80"), "{err}");
         assert!(err.contains("allowedHosts"), "{err}");
     }
