@@ -2,6 +2,7 @@
 //! protocol.md §2.9 "Instance caching"), and request rendering.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -660,9 +661,8 @@ impl Instance {
         key.push(if masked { 'm' } else { 'r' });
         for part in std::iter::once(rendered.as_str()).chain(query.iter().map(|(_, v)| v.as_str()))
         {
-            key.push_str(&part.len().to_string());
-            key.push(':');
-            key.push_str(part);
+            // Writing into a String cannot fail.
+            let _ = write!(key, "{}:{part}", part.len());
         }
         if let Some(url) = self.url_memo.lock().ok().and_then(|m| m.get(&key).cloned()) {
             return Ok(url);
@@ -959,12 +959,12 @@ mod tests {
         ];
         let mut seen = Vec::new();
         for round in 0..3 {
-            for (base, p, q) in cases {
-                let got = render(&inst, base, p, q).unwrap();
+            for (id, p, q) in cases {
+                let got = render(&inst, id, p, q).unwrap();
                 let fresh = Instance::compile(&settings(rules.clone())).unwrap();
                 assert_eq!(
                     got,
-                    render(&fresh, base, p, q).unwrap(),
+                    render(&fresh, id, p, q).unwrap(),
                     "round {round}: {p} {q}"
                 );
                 assert!(got.1.contains("z=***") && !got.1.contains("s3cr3t"));
