@@ -418,8 +418,7 @@ impl goplugin::grpc_controller_server::GrpcController for Plugin {
     }
 }
 
-/// Serves every service on `listener` until `shutdown` becomes true. Each accepted
-/// connection's writes are gathered until h2 flushes ([`crate::conn::Gathered`]).
+/// Serves every service on `listener` until `shutdown` becomes true.
 ///
 /// # Errors
 /// The transport error that stopped the server.
@@ -453,10 +452,7 @@ pub async fn serve(
     };
     match listener {
         crate::handshake::Listener::Tcp(l) => {
-            use futures_util::StreamExt as _;
-            let incoming = tonic::transport::server::TcpIncoming::from(l)
-                .with_nodelay(Some(true))
-                .map(|conn| conn.map(crate::conn::Gathered::new));
+            let incoming = tonic::transport::server::TcpIncoming::from(l).with_nodelay(Some(true));
             router.serve_with_incoming_shutdown(incoming, signal).await
         }
         #[cfg(unix)]
@@ -472,10 +468,9 @@ pub async fn serve(
 #[cfg(unix)]
 fn tokio_stream_unix(
     l: tokio::net::UnixListener,
-) -> impl futures_util::Stream<Item = std::io::Result<crate::conn::Gathered<tokio::net::UnixStream>>>
-{
+) -> impl futures_util::Stream<Item = std::io::Result<tokio::net::UnixStream>> {
     futures_util::stream::unfold(l, |l| async move {
-        let r = l.accept().await.map(|(s, _)| crate::conn::Gathered::new(s));
+        let r = l.accept().await.map(|(s, _)| s);
         Some((r, l))
     })
 }
