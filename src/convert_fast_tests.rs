@@ -1052,8 +1052,8 @@ fn scanner_accepts_exactly_what_serde_json_accepts() {
             let leaf = sc.leaf().unwrap();
             let mine = leaf_value(&n, leaf).unwrap();
             assert_eq!(format!("{mine:?}"), format!("{:?}", v[0]), "{n}");
-            if let Kind::Num(num) = leaf.kind {
-                if num.exact {
+            if let Kind::Num(num) = leaf.kind() {
+                if num.exact() {
                     let dom = crate::convert::to_f64(&v[0]).map(f64::to_bits);
                     assert_eq!(Some(exact_f64(num).to_bits()), dom, "{n}");
                 }
@@ -1448,4 +1448,38 @@ fn config_example_rules() {
         eligible.len()
     );
     assert_eq!(eligible.len(), rules);
+}
+
+/// A captured value keeps every kind, flag and number exactly, in four 8-byte words (an
+/// `Option` of it too): the layout that keeps captures free of store-forwarding stalls.
+#[test]
+fn leaves_keep_their_kind_in_plain_words() {
+    assert_eq!(std::mem::size_of::<Leaf>(), 32);
+    assert_eq!(std::mem::size_of::<Option<Leaf>>(), 32);
+    let kinds = [
+        Kind::Null,
+        Kind::Bool(false),
+        Kind::Bool(true),
+        Kind::Str { escaped: false },
+        Kind::Str { escaped: true },
+        Kind::Obj,
+        Kind::Arr,
+        Kind::Num(Num::new(true, u64::MAX, -400, false, true)),
+        Kind::Num(Num::new(false, 0, 400, true, false)),
+        Kind::Num(Num::new(true, 12_345, 0, true, true)),
+    ];
+    for kind in kinds {
+        let leaf = Leaf::new(3, 9, kind);
+        assert_eq!((leaf.start, leaf.end), (3, 9));
+        // Kind has no PartialEq: its Debug text names every variant and field.
+        assert_eq!(format!("{:?}", leaf.kind()), format!("{kind:?}"));
+    }
+    for bits in 0..8u8 {
+        let (neg, int, exact) = (bits & 1 != 0, bits & 2 != 0, bits & 4 != 0);
+        let n = Num::new(neg, 7, -2, int, exact);
+        assert_eq!(
+            (n.neg(), n.int(), n.exact(), n.sig, n.exp),
+            (neg, int, exact, 7, -2)
+        );
+    }
 }
