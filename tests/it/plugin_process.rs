@@ -261,15 +261,11 @@ async fn ignores_sigint_and_exits_on_sigterm() {
 /// One `table` query against `upstream` answers 200 (the process serves on its transport).
 async fn answers_a_table_query(p: &PluginProcess, upstream: &Stub) {
     let resp = p
-        .data()
-        .query_data(pluginv2::QueryDataRequest {
-            plugin_context: Some(context("ds1", &upstream.url(), &rules_json(), &[], 1)),
-            queries: vec![query("A", "table", json!({}), T0, T0)],
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+        .query_data(
+            context("ds1", &upstream.url(), &rules_json(), &[], 1),
+            vec![query("A", "table", json!({}), T0, T0)],
+        )
+        .await;
     assert_eq!(
         resp.responses["A"].status, 200,
         "{}",
@@ -386,15 +382,11 @@ async fn settings_compile_once_per_version_and_large_requests_fit() {
     model["padding"] = json!("x".repeat(20 << 20));
     big.json = serde_json::to_vec(&model).unwrap();
     let resp = p
-        .data()
-        .query_data(pluginv2::QueryDataRequest {
-            plugin_context: Some(context("ds1", &upstream.url(), &rules_json(), &[], 102)),
-            queries: vec![big],
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+        .query_data(
+            context("ds1", &upstream.url(), &rules_json(), &[], 102),
+            vec![big],
+        )
+        .await;
     assert_eq!(
         resp.responses["BIG"].status, 200,
         "{}",
@@ -427,29 +419,18 @@ async fn a_panic_inside_a_query_is_that_refids_500_and_the_process_keeps_serving
     assert_eq!(resp.responses["OK"].status, 200);
     // A call with one query runs it without a task of its own: the same 500.
     let single = p
-        .data()
-        .query_data(pluginv2::QueryDataRequest {
-            plugin_context: Some(ctx.clone()),
-            queries: vec![query("ALONE", "__panic__", json!({}), T0, T0)],
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+        .query_data(
+            ctx.clone(),
+            vec![query("ALONE", "__panic__", json!({}), T0, T0)],
+        )
+        .await;
     let alone = &single.responses["ALONE"];
     assert_eq!((alone.status, alone.error_source.as_str()), (500, "plugin"));
     assert!(alone.error.contains("panicked"), "{}", alone.error);
     // Still serving afterwards, and the panic was reported on stderr as go-plugin expects.
     let again = p
-        .data()
-        .query_data(pluginv2::QueryDataRequest {
-            plugin_context: Some(ctx),
-            queries: vec![query("A", "table", json!({}), T0, T0)],
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+        .query_data(ctx, vec![query("A", "table", json!({}), T0, T0)])
+        .await;
     assert_eq!(again.responses["A"].status, 200);
     std::thread::sleep(Duration::from_millis(100));
     let lines = p.stderr_lines();
@@ -540,15 +521,8 @@ async fn malformed_grpc_messages_get_grpc_errors_and_the_process_keeps_serving()
     // And the process keeps serving.
     let ctx = context("ds1", &upstream.url(), &rules_json(), &[], 1);
     let resp = p
-        .data()
-        .query_data(pluginv2::QueryDataRequest {
-            plugin_context: Some(ctx),
-            queries: vec![query("A", "table", json!({}), T0, T0)],
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+        .query_data(ctx, vec![query("A", "table", json!({}), T0, T0)])
+        .await;
     assert_eq!(
         resp.responses["A"].status, 200,
         "{}",

@@ -280,15 +280,8 @@ async fn malformed_settings_give_every_query_a_clear_400() {
     // A good datasource on the same process still works.
     let good = context("good", &upstream.url(), &rules(), &[("token", SECRET)], 1);
     let resp = p
-        .data()
-        .query_data(pluginv2::QueryDataRequest {
-            plugin_context: Some(good),
-            queries: vec![query("A", "ok", json!({}), 0, 1)],
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+        .query_data(good, vec![query("A", "ok", json!({}), 0, 1)])
+        .await;
     assert_eq!(
         resp.responses["A"].status, 200,
         "{}",
@@ -349,16 +342,7 @@ async fn cache_serves_repeats_and_ttl_zero_bypasses_it() {
     for i in 0..8 {
         qs.push(query(&format!("Q{i}"), "cached", json!({"q": "c"}), 0, 1));
     }
-    let r = p
-        .data()
-        .query_data(pluginv2::QueryDataRequest {
-            plugin_context: Some(ctx.clone()),
-            queries: qs,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let r = p.query_data(ctx.clone(), qs).await;
     assert!(r.responses.values().all(|x| x.status == 200));
     assert_eq!(
         upstream.hits(),

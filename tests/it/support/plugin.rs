@@ -126,6 +126,23 @@ impl PluginProcess {
         DataClient::new(self.channel.clone()).max_decoding_message_size(1 << 30)
     }
 
+    /// One QueryData call with `queries` for the datasource `ctx`; panics on a gRPC error.
+    pub async fn query_data(
+        &self,
+        ctx: PluginContext,
+        queries: Vec<pluginv2::DataQuery>,
+    ) -> pluginv2::QueryDataResponse {
+        self.data()
+            .query_data(pluginv2::QueryDataRequest {
+                plugin_context: Some(ctx),
+                queries,
+                ..Default::default()
+            })
+            .await
+            .expect("QueryData")
+            .into_inner()
+    }
+
     pub fn diagnostics(&self) -> DiagnosticsClient<Channel> {
         DiagnosticsClient::new(self.channel.clone())
     }
