@@ -22,6 +22,9 @@
 //!          --transport unix|tcp (unix: the plugin's default, as go-plugin's Go servers)
 //!          --client-threads N (1: the load client and stub on one tokio worker, so that
 //!          they leave the other core to the plugin)
+//!          --client h2|tonic (hit, hit-no-answer-cache, cold: h2 is a lean client on the
+//!          `h2` crate, pre-encoded requests, answers compared byte for byte with a checked
+//!          one; tonic is tonic's generated client, as before)
 //! ```
 //!
 //! Everything runs on loopback: the plugin binary (`CARGO_BIN_EXE_gpx_restbridge`, built with
@@ -59,6 +62,8 @@ const TARGET_HIT_CPU_US: f64 = 50.0;
 const TARGET_COLD_CPU_US: f64 = 300.0;
 const TARGET_RSS_HEADROOM: u64 = 60 << 20;
 
+#[path = "grpc_load/h2client.rs"]
+mod h2client;
 #[path = "common/rows.rs"]
 mod rows;
 #[path = "grpc_load/soak.rs"]
@@ -90,6 +95,8 @@ struct Opts {
     transport: String,
     /// Worker threads of the load client's tokio runtime.
     client_threads: usize,
+    /// QueryData client of the throughput scenarios: `h2` (lean, the default) or `tonic`.
+    client: String,
     /// Soak: minutes between idle checkpoints.
     checkpoint_minutes: f64,
     /// `--minutes` was given (the soak defaults to 30, memory to 10).
@@ -116,6 +123,7 @@ impl Opts {
             no_answer_cache: false,
             transport: "unix".into(),
             client_threads: 1,
+            client: "h2".into(),
             checkpoint_minutes: 5.0,
             minutes_given: false,
         };
@@ -161,6 +169,7 @@ impl Opts {
                 "--plugin" => o.plugin.clone_from(&v),
                 "--transport" if v == "tcp" || v == "unix" => o.transport.clone_from(&v),
                 "--client-threads" => o.client_threads = n()?.max(1),
+                "--client" if v == "h2" || v == "tonic" => o.client.clone_from(&v),
                 _ => return Err(format!("unknown option {a}")),
             }
         }
@@ -428,6 +437,27 @@ impl PluginGuard {
         let mut out = Vec::with_capacity(n);
         for _ in 0..n {
             out.push(DataClient::new(self.connect().await?).max_decoding_message_size(1 << 30));
+        }
+        Ok(out)
+    }
+
+    /// `n` HTTP/2 connections for the lean client ([`h2client`]), dialled like [`Self::connect`].
+    async fn h2_senders(&self, n: usize) -> Result<Vec<h2::client::SendRequest<Bytes>>, String> {
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            let send = if self.network == "unix" {
+                let io = tokio::net::UnixStream::connect(&self.addr)
+                    .await
+                    .map_err(|e| format!("dial unix {}: {e}", self.addr))?;
+                h2client::handshake(io).await?
+            } else {
+                let io = tokio::net::TcpStream::connect(&self.addr)
+                    .await
+                    .map_err(|e| format!("dial {}: {e}", self.addr))?;
+                io.set_nodelay(true).map_err(|e| e.to_string())?;
+                h2client::handshake(io).await?
+            };
+            out.push(send);
         }
         Ok(out)
     }
@@ -792,24 +822,93 @@ impl RunStats {
     }
 }
 
-/// Sends `n` QueryData calls, `concurrency` at a time, round-robin over `clients`; request
-/// `i` is `make(i)`. Every answer is checked cheaply (status 200, one frame of the expected
-/// size); every 500th is fully decoded.
-async fn drive(
-    clients: &[DataClient<Channel>],
+/// A QueryData client of the throughput scenarios; one clone per load worker.
+trait Caller: Clone + Send + 'static {
+    /// Sends request `i` and checks its answer: the latency (request sent → answer read) and
+    /// the verdict.
+    fn call(
+        &mut self,
+        i: usize,
+    ) -> impl std::future::Future<Output = (Duration, Result<(), String>)> + Send;
+}
+
+/// tonic's generated client: every answer decoded by prost and checked cheaply (status 200,
+/// one frame of the expected size); every 500th decoded row by row.
+#[derive(Clone)]
+struct TonicCaller {
+    client: DataClient<Channel>,
     make: Arc<dyn Fn(usize) -> pluginv2::QueryDataRequest + Send + Sync>,
-    n: usize,
-    concurrency: usize,
     rows: usize,
     expect_len: Option<usize>,
-) -> RunStats {
+}
+
+impl Caller for TonicCaller {
+    async fn call(&mut self, i: usize) -> (Duration, Result<(), String>) {
+        let req = (self.make)(i);
+        let t0 = Instant::now();
+        let r = tokio::time::timeout(RPC_TIMEOUT, self.client.query_data(req)).await;
+        let dt = t0.elapsed();
+        let check = match r {
+            Err(_) => Err("timed out".to_owned()),
+            Ok(Err(e)) => Err(format!("rpc: {e}")),
+            Ok(Ok(resp)) => {
+                let resp = resp.into_inner();
+                match resp.responses.get("A") {
+                    None => Err("no refId A".to_owned()),
+                    Some(a) if a.status != 200 => Err(format!("status {}: {}", a.status, a.error)),
+                    Some(a) if a.frames.len() != 1 => Err(format!("{} frames", a.frames.len())),
+                    Some(a) if self.expect_len.is_some_and(|l| a.frames[0].len() != l) => {
+                        Err(format!("frame of {} bytes", a.frames[0].len()))
+                    }
+                    Some(_) if i.is_multiple_of(500) => verify_frame(&resp, self.rows),
+                    Some(_) => Ok(()),
+                }
+            }
+        };
+        (dt, check)
+    }
+}
+
+/// The lean client ([`h2client`]): requests framed once by `make`, answers checked by
+/// `expect`.
+#[derive(Clone)]
+struct H2Caller {
+    send: h2::client::SendRequest<Bytes>,
+    make: Arc<dyn Fn(usize) -> Bytes + Send + Sync>,
+    expect: Arc<h2client::Expect>,
+    rows: usize,
+}
+
+impl Caller for H2Caller {
+    async fn call(&mut self, i: usize) -> (Duration, Result<(), String>) {
+        let (dt, r) = h2client::timed(&mut self.send, (self.make)(i), RPC_TIMEOUT).await;
+        (dt, r.and_then(|a| self.expect.check(&a, i, self.rows)))
+    }
+}
+
+/// The callers of one throughput run, of either client.
+enum Callers {
+    Tonic(Vec<TonicCaller>),
+    H2(Vec<H2Caller>),
+}
+
+impl Callers {
+    async fn drive(&self, offset: usize, n: usize, concurrency: usize) -> RunStats {
+        match self {
+            Callers::Tonic(c) => drive(c, offset, n, concurrency).await,
+            Callers::H2(c) => drive(c, offset, n, concurrency).await,
+        }
+    }
+}
+
+/// Sends requests `offset..offset + n`, `concurrency` at a time, round-robin over `callers`.
+async fn drive<C: Caller>(callers: &[C], offset: usize, n: usize, concurrency: usize) -> RunStats {
     let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
     let mut tasks = Vec::with_capacity(concurrency);
     for w in 0..concurrency {
-        let mut client = clients[w % clients.len()].clone();
+        let mut caller = callers[w % callers.len()].clone();
         let next = next.clone();
-        let make = make.clone();
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::with_capacity(n / concurrency + 1);
             let mut errors = 0usize;
@@ -819,35 +918,11 @@ async fn drive(
                 if i >= n {
                     break;
                 }
-                let req = make(i);
-                let t0 = Instant::now();
-                let r = tokio::time::timeout(RPC_TIMEOUT, client.query_data(req)).await;
-                let dt = t0.elapsed();
-                let check = match r {
-                    Err(_) => Err("timed out".to_owned()),
-                    Ok(Err(e)) => Err(format!("rpc: {e}")),
-                    Ok(Ok(resp)) => {
-                        let resp = resp.into_inner();
-                        match resp.responses.get("A") {
-                            None => Err("no refId A".to_owned()),
-                            Some(a) if a.status != 200 => {
-                                Err(format!("status {}: {}", a.status, a.error))
-                            }
-                            Some(a) if a.frames.len() != 1 => {
-                                Err(format!("{} frames", a.frames.len()))
-                            }
-                            Some(a) if expect_len.is_some_and(|l| a.frames[0].len() != l) => {
-                                Err(format!("frame of {} bytes", a.frames[0].len()))
-                            }
-                            Some(_) if i.is_multiple_of(500) => verify_frame(&resp, rows),
-                            Some(_) => Ok(()),
-                        }
-                    }
-                };
+                let (dt, check) = caller.call(i + offset).await;
                 lat.push(u64::try_from(dt.as_nanos()).unwrap_or(u64::MAX));
                 if let Err(e) = check {
                     errors += 1;
-                    first_error.get_or_insert(format!("request {i}: {e}"));
+                    first_error.get_or_insert(format!("request {}: {e}", i + offset));
                 }
             }
             (lat, errors, first_error)
@@ -936,33 +1011,87 @@ async fn run_throughput(o: &Opts, mode: Mode) -> Result<Summary, String> {
         &[]
     };
     let plugin = PluginGuard::spawn(&o.plugin, &o.transport, env)?;
-    let clients = plugin.data_clients(o.channels.unwrap_or(1)).await?;
     let ttl = if mode == Mode::Cold { Some(0) } else { None };
     let jd = json!({"cache": {"ttlSeconds": 3600}, "rules": [rule("rows", "/rows", ttl)]});
     let ctx = Arc::new(context("load", &stub.url(), &jd));
+    let channels = o.channels.unwrap_or(1);
+    // Cold: a distinct `k` per request, so nothing is cached or coalesced; hits: one key.
+    // Fixed width: every cold answer (executedQueryString included) has the same size.
+    let cold = mode == Mode::Cold;
+    let key = move |i: usize| {
+        if cold {
+            format!("{i:012}")
+        } else {
+            "1".to_owned()
+        }
+    };
+    let probe_key = 999_999_999_999;
+    let (callers, frame_len) = if o.client == "tonic" {
+        let clients = plugin.data_clients(channels).await?;
+        let c2 = ctx.clone();
+        let make: Arc<dyn Fn(usize) -> pluginv2::QueryDataRequest + Send + Sync> =
+            Arc::new(move |i| request(&c2, "rows", &key(i)));
+        let frame_len = probe(&clients[0], make(probe_key), o.rows).await?;
+        let callers = clients
+            .into_iter()
+            .map(|client| TonicCaller {
+                client,
+                make: make.clone(),
+                rows: o.rows,
+                expect_len: Some(frame_len),
+            })
+            .collect();
+        (Callers::Tonic(callers), frame_len)
+    } else {
+        let mut sends = plugin.h2_senders(channels).await?;
+        // The reference answer: decoded and checked row by row.
+        let first = h2client::grpc_frame(&request(&ctx, "rows", &key(probe_key)));
+        let (_, answer) = h2client::timed(&mut sends[0], first, RPC_TIMEOUT).await;
+        let answer = answer.map_err(|e| format!("probe: {e}"))?;
+        let resp = answer.decode().map_err(|e| format!("probe: {e}"))?;
+        verify_frame(&resp, o.rows).map_err(|e| format!("probe: {e}"))?;
+        let frame_len = resp.responses.get("A").map_or(0, |a| a.frames[0].len());
+        let (make, expect): (Arc<dyn Fn(usize) -> Bytes + Send + Sync>, _) = if cold {
+            let c2 = ctx.clone();
+            (
+                Arc::new(move |i| h2client::grpc_frame(&request(&c2, "rows", &key(i)))),
+                h2client::Expect::Decode { frame_len },
+            )
+        } else {
+            // Every hit asks the same question: framed once, answered by the same bytes.
+            let req = h2client::grpc_frame(&request(&ctx, "rows", &key(0)));
+            let mut body = Vec::with_capacity(answer.len());
+            for c in &answer.chunks {
+                body.extend_from_slice(c);
+            }
+            (
+                Arc::new(move |_| req.clone()),
+                h2client::Expect::Exact(Bytes::from(body)),
+            )
+        };
+        let expect = Arc::new(expect);
+        let callers = sends
+            .into_iter()
+            .map(|send| H2Caller {
+                send,
+                make: make.clone(),
+                expect: expect.clone(),
+                rows: o.rows,
+            })
+            .collect();
+        (Callers::H2(callers), frame_len)
+    };
 
     println!(
         "== {name}: {} rows/frame, upstream body {} bytes, {n} requests (+{warmup} warm-up), \
-         concurrency {}, {} gRPC connection(s), plugin pid {}",
+         concurrency {}, {channels} gRPC connection(s), {} client, plugin pid {}",
         o.rows,
         body.len(),
         o.concurrency,
-        clients.len(),
+        o.client,
         plugin.pid
     );
-    // Cold: a distinct `k` per request, so nothing is cached or coalesced; hits: one key.
-    let cold = mode == Mode::Cold;
-    let c2 = ctx.clone();
-    let make: Arc<dyn Fn(usize) -> pluginv2::QueryDataRequest + Send + Sync> = Arc::new(move |i| {
-        if cold {
-            // Fixed width: every answer (executedQueryString included) has the same size.
-            request(&c2, "rows", &format!("{i:012}"))
-        } else {
-            request(&c2, "rows", "1")
-        }
-    });
-    let frame_len = probe(&clients[0], make(999_999_999_999), o.rows).await?;
-    let w = drive(&clients, make.clone(), warmup, o.concurrency, o.rows, None).await;
+    let w = callers.drive(0, warmup, o.concurrency).await;
     if w.errors > 0 {
         return Err(format!(
             "warm-up: {} errors, first: {:?}",
@@ -975,19 +1104,7 @@ async fn run_throughput(o: &Opts, mode: Mode) -> Result<Summary, String> {
     let (cpu0, self0) = (plugin.cpu(), cpu_seconds(std::process::id()));
     let up0 = stub.hits("/rows");
     // Measured requests use keys the warm-up did not (only matters for `cold`).
-    let offset = warmup;
-    let mk = make.clone();
-    let measured: Arc<dyn Fn(usize) -> pluginv2::QueryDataRequest + Send + Sync> =
-        Arc::new(move |i| mk(i + offset));
-    let s = drive(
-        &clients,
-        measured,
-        n,
-        o.concurrency,
-        o.rows,
-        Some(frame_len),
-    )
-    .await;
+    let s = callers.drive(warmup, n, o.concurrency).await;
     let (cpu1, self1) = (plugin.cpu(), cpu_seconds(std::process::id()));
     let (user1, sys1) = cpu_times(plugin.pid);
     let load1 = loadavg();
