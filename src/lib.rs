@@ -17,6 +17,7 @@
 pub mod auth;
 pub mod cli;
 pub mod codec;
+pub mod conn;
 pub mod convert;
 pub mod convert_fast;
 pub mod demo;

@@ -418,7 +418,8 @@ impl goplugin::grpc_controller_server::GrpcController for Plugin {
     }
 }
 
-/// Serves every service on `listener` until `shutdown` becomes true.
+/// Serves every service on `listener` until `shutdown` becomes true. Each accepted
+/// connection's writes are gathered until h2 flushes ([`crate::conn::Gathered`]).
 ///
 /// # Errors
 /// The transport error that stopped the server.
@@ -452,7 +453,10 @@ pub async fn serve(
     };
     match listener {
         crate::handshake::Listener::Tcp(l) => {
-            let incoming = tonic::transport::server::TcpIncoming::from(l).with_nodelay(Some(true));
+            use futures_util::StreamExt as _;
+            let incoming = tonic::transport::server::TcpIncoming::from(l)
+                .with_nodelay(Some(true))
+                .map(|conn| conn.map(crate::conn::Gathered::new));
             router.serve_with_incoming_shutdown(incoming, signal).await
         }
         #[cfg(unix)]
@@ -468,9 +472,10 @@ pub async fn serve(
 #[cfg(unix)]
 fn tokio_stream_unix(
     l: tokio::net::UnixListener,
-) -> impl futures_util::Stream<Item = std::io::Result<tokio::net::UnixStream>> {
+) -> impl futures_util::Stream<Item = std::io::Result<crate::conn::Gathered<tokio::net::UnixStream>>>
+{
     futures_util::stream::unfold(l, |l| async move {
-        let r = l.accept().await.map(|(s, _)| s);
+        let r = l.accept().await.map(|(s, _)| crate::conn::Gathered::new(s));
         Some((r, l))
     })
 }

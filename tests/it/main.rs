@@ -4,6 +4,7 @@
 
 mod cache;
 mod cli;
+mod grpc_writes;
 mod jsonpath_cts;
 mod plugin_process;
 mod prometheus_e2e;
