@@ -25,6 +25,8 @@
 //!          --client h2|tonic (hit, hit-no-answer-cache, cold: h2 is a lean client on the
 //!          `h2` crate, pre-encoded requests, answers compared byte for byte with a checked
 //!          one; tonic is tonic's generated client, as before)
+//!          --latency-trace PATH (hit, cold: one line per measured request, "END_NS
+//!          LATENCY_NS", END_NS counted from the start of the measured run)
 //! ```
 //!
 //! Everything runs on loopback: the plugin binary (`CARGO_BIN_EXE_gpx_restbridge`, built with
@@ -97,6 +99,8 @@ struct Opts {
     client_threads: usize,
     /// QueryData client of the throughput scenarios: `h2` (lean, the default) or `tonic`.
     client: String,
+    /// hit / cold: write each measured request's completion time and latency here.
+    latency_trace: Option<String>,
     /// Soak: minutes between idle checkpoints.
     checkpoint_minutes: f64,
     /// `--minutes` was given (the soak defaults to 30, memory to 10).
@@ -124,6 +128,7 @@ impl Opts {
             transport: "unix".into(),
             client_threads: 1,
             client: "h2".into(),
+            latency_trace: None,
             checkpoint_minutes: 5.0,
             minutes_given: false,
         };
@@ -170,6 +175,7 @@ impl Opts {
                 "--transport" if v == "tcp" || v == "unix" => o.transport.clone_from(&v),
                 "--client-threads" => o.client_threads = n()?.max(1),
                 "--client" if v == "h2" || v == "tonic" => o.client.clone_from(&v),
+                "--latency-trace" => o.latency_trace = Some(v.clone()),
                 _ => return Err(format!("unknown option {a}")),
             }
         }
@@ -799,6 +805,9 @@ struct RunStats {
     wall: Duration,
     errors: usize,
     first_error: Option<String>,
+    /// (completion time since the run's start, latency), ns, in no particular order; empty
+    /// unless asked for.
+    trace: Vec<(u64, u64)>,
 }
 
 impl RunStats {
@@ -893,16 +902,23 @@ enum Callers {
 }
 
 impl Callers {
-    async fn drive(&self, offset: usize, n: usize, concurrency: usize) -> RunStats {
+    async fn drive(&self, offset: usize, n: usize, concurrency: usize, trace: bool) -> RunStats {
         match self {
-            Callers::Tonic(c) => drive(c, offset, n, concurrency).await,
-            Callers::H2(c) => drive(c, offset, n, concurrency).await,
+            Callers::Tonic(c) => drive(c, offset, n, concurrency, trace).await,
+            Callers::H2(c) => drive(c, offset, n, concurrency, trace).await,
         }
     }
 }
 
 /// Sends requests `offset..offset + n`, `concurrency` at a time, round-robin over `callers`.
-async fn drive<C: Caller>(callers: &[C], offset: usize, n: usize, concurrency: usize) -> RunStats {
+/// With `trace`, [`RunStats::trace`] gets each request's completion time and latency.
+async fn drive<C: Caller>(
+    callers: &[C],
+    offset: usize,
+    n: usize,
+    concurrency: usize,
+    trace: bool,
+) -> RunStats {
     let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
     let mut tasks = Vec::with_capacity(concurrency);
@@ -911,6 +927,7 @@ async fn drive<C: Caller>(callers: &[C], offset: usize, n: usize, concurrency: u
         let next = next.clone();
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::with_capacity(n / concurrency + 1);
+            let mut ends = Vec::with_capacity(if trace { lat.capacity() } else { 0 });
             let mut errors = 0usize;
             let mut first_error = None;
             loop {
@@ -920,12 +937,15 @@ async fn drive<C: Caller>(callers: &[C], offset: usize, n: usize, concurrency: u
                 }
                 let (dt, check) = caller.call(i + offset).await;
                 lat.push(u64::try_from(dt.as_nanos()).unwrap_or(u64::MAX));
+                if trace {
+                    ends.push(u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX));
+                }
                 if let Err(e) = check {
                     errors += 1;
                     first_error.get_or_insert(format!("request {}: {e}", i + offset));
                 }
             }
-            (lat, errors, first_error)
+            (lat, ends, errors, first_error)
         }));
     }
     let mut stats = RunStats {
@@ -933,10 +953,14 @@ async fn drive<C: Caller>(callers: &[C], offset: usize, n: usize, concurrency: u
         wall: Duration::ZERO,
         errors: 0,
         first_error: None,
+        trace: Vec::new(),
     };
     for t in tasks {
         match t.await {
-            Ok((lat, errors, first)) => {
+            Ok((lat, ends, errors, first)) => {
+                stats
+                    .trace
+                    .extend(ends.into_iter().zip(lat.iter().copied()));
                 stats.latencies_ns.extend(lat);
                 stats.errors += errors;
                 if stats.first_error.is_none() {
@@ -1091,7 +1115,7 @@ async fn run_throughput(o: &Opts, mode: Mode) -> Result<Summary, String> {
         o.client,
         plugin.pid
     );
-    let w = callers.drive(0, warmup, o.concurrency).await;
+    let w = callers.drive(0, warmup, o.concurrency, false).await;
     if w.errors > 0 {
         return Err(format!(
             "warm-up: {} errors, first: {:?}",
@@ -1104,7 +1128,19 @@ async fn run_throughput(o: &Opts, mode: Mode) -> Result<Summary, String> {
     let (cpu0, self0) = (plugin.cpu(), cpu_seconds(std::process::id()));
     let up0 = stub.hits("/rows");
     // Measured requests use keys the warm-up did not (only matters for `cold`).
-    let s = callers.drive(warmup, n, o.concurrency).await;
+    let s = callers
+        .drive(warmup, n, o.concurrency, o.latency_trace.is_some())
+        .await;
+    if let Some(path) = &o.latency_trace {
+        let mut t = s.trace.clone();
+        t.sort_unstable();
+        let text: String = t
+            .iter()
+            .map(|(end, lat)| format!("{end} {lat}\n"))
+            .collect();
+        std::fs::write(path, text).map_err(|e| format!("--latency-trace {path}: {e}"))?;
+        println!("   latency trace: {path} ({} lines)", t.len());
+    }
     let (cpu1, self1) = (plugin.cpu(), cpu_seconds(std::process::id()));
     let (user1, sys1) = cpu_times(plugin.pid);
     let load1 = loadavg();
@@ -1282,6 +1318,7 @@ async fn run_coalesce(o: &Opts) -> Result<Vec<Summary>, String> {
             wall,
             errors: wrong,
             first_error: first.clone(),
+            trace: Vec::new(),
         };
         let (_, hwm) = plugin.rss();
         println!(
