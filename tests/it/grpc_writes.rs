@@ -41,7 +41,9 @@ fn big_body() -> String {
     s
 }
 
-async fn setup() -> (Stub, PluginProcess, pluginv2::PluginContext) {
+/// The stub upstream, the plugin (with `env`) and a datasource with the `big` and `small`
+/// rules.
+async fn setup(env: &[(&str, &str)]) -> (Stub, PluginProcess, pluginv2::PluginContext) {
     let stub = Stub::start(vec![
         ("/big", Route::json(&big_body())),
         ("/small", Route::json(r#"[{"s":"one"}]"#)),
@@ -57,7 +59,7 @@ async fn setup() -> (Stub, PluginProcess, pluginv2::PluginContext) {
          "response": {"rows": "$[*]", "fields": [{"name": "s", "path": "$.s"}]}}
     ]});
     let ctx = context("writes", &stub.url(), &rules, &[], 1);
-    let plugin = PluginProcess::spawn(&[]).await;
+    let plugin = PluginProcess::spawn(env).await;
     (stub, plugin, ctx)
 }
 
@@ -78,12 +80,13 @@ async fn connect(
             tokio::spawn(conn);
             send
         }
-        _ => {
+        "tcp" => {
             let io = tokio::net::TcpStream::connect(parts[3]).await.unwrap();
             let (send, conn) = b.handshake::<_, Bytes>(io).await.unwrap();
             tokio::spawn(conn);
             send
         }
+        other => panic!("unknown network {other} in {}", plugin.handshake),
     };
     send.ready().await.unwrap()
 }
@@ -167,7 +170,7 @@ fn check_big(resp: &pluginv2::QueryDataResponse) {
 /// reads slower than the plugin writes: every answer arrives whole and in order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_answers_arrive_whole_through_default_windows_and_a_slow_reader() {
-    let (_stub, plugin, ctx) = setup().await;
+    let (_stub, plugin, ctx) = setup(&[]).await;
     let w = DEFAULT_WINDOW as u32;
     let send = connect(&plugin, w, w).await;
     let mut readers = Vec::new();
@@ -195,7 +198,29 @@ async fn large_answers_arrive_whole_through_default_windows_and_a_slow_reader() 
 /// the same connection must go through while that stream waits.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_stalled_on_its_window_holds_back_neither_its_bytes_nor_other_answers() {
-    let (_stub, plugin, ctx) = setup().await;
+    stalled_stream(&[]).await;
+}
+
+/// The same over loopback TCP (`RESTBRIDGE_GRPC_NETWORK=tcp`), whose connections are
+/// wrapped the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_stream_over_tcp_holds_back_neither_its_bytes_nor_other_answers() {
+    stalled_stream(&[("RESTBRIDGE_GRPC_NETWORK", "tcp")]).await;
+}
+
+async fn stalled_stream(env: &[(&str, &str)]) {
+    let (_stub, plugin, ctx) = setup(env).await;
+    let network = plugin
+        .handshake
+        .split('|')
+        .nth(2)
+        .unwrap_or_default()
+        .to_owned();
+    let want = env
+        .iter()
+        .find(|(k, _)| *k == "RESTBRIDGE_GRPC_NETWORK")
+        .map_or("unix", |(_, v)| v);
+    assert_eq!(network, want, "handshake {}", plugin.handshake);
     let mut send = connect(&plugin, DEFAULT_WINDOW as u32, 16 << 20).await;
     let mut big = open(
         &mut send,
