@@ -31,8 +31,9 @@
 //!
 //! Everything runs on loopback: the plugin binary (`CARGO_BIN_EXE_gpx_restbridge`, built with
 //! the optimised bench profile) is spawned the way Grafana's go-plugin client does it, a hyper
-//! stub upstream with keep-alive serves canned JSON from memory, and a tonic client drives
-//! QueryData. Plugin CPU time is `utime + stime` of `/proc/PID/stat`; memory is `VmRSS` /
+//! stub upstream with keep-alive serves canned JSON from memory, and a QueryData client drives
+//! it: the lean `h2` one of [`h2client`] for hit and cold (unless `--client tonic`), tonic's
+//! for the other scenarios. Plugin CPU time is `utime + stime` of `/proc/PID/stat`; memory is `VmRSS` /
 //! `VmHWM` of `/proc/PID/status`. Every spawned plugin is killed by its PID when its guard is
 //! dropped, also while a panic unwinds.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
