@@ -1085,13 +1085,9 @@ async fn run_throughput(o: &Opts, mode: Mode) -> Result<Summary, String> {
         } else {
             // Every hit asks the same question: framed once, answered by the same bytes.
             let req = h2client::grpc_frame(&request(&ctx, "rows", &key(0)));
-            let mut body = Vec::with_capacity(answer.len());
-            for c in &answer.chunks {
-                body.extend_from_slice(c);
-            }
             (
                 Arc::new(move |_| req.clone()),
-                h2client::Expect::Exact(Bytes::from(body)),
+                h2client::Expect::Exact(Bytes::from(answer.concat())),
             )
         };
         let expect = Arc::new(expect);

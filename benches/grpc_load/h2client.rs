@@ -89,13 +89,18 @@ impl Answer {
         off == want.len()
     }
 
-    /// The body's single gRPC message, decoded; errors name what is wrong with the framing.
-    pub fn decode(&self) -> Result<pluginv2::QueryDataResponse, String> {
+    /// The whole body in one buffer (a copy).
+    pub fn concat(&self) -> Vec<u8> {
         let mut body = Vec::with_capacity(self.len());
         for c in &self.chunks {
             body.extend_from_slice(c);
         }
-        message(&body)
+        body
+    }
+
+    /// The body's single gRPC message, decoded; errors name what is wrong with the framing.
+    pub fn decode(&self) -> Result<pluginv2::QueryDataResponse, String> {
+        message(&self.concat())
     }
 }
 
